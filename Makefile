@@ -1,0 +1,30 @@
+# Two entry points from a fresh clone: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+
+.PHONY: demo test examples bench clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(VENV)/.examples: pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install -q -e '.[examples]'
+	touch $@
+
+$(VENV)/.test: pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+demo: $(VENV)/.examples            ## install and run the main example
+	$(PY) examples/quickstart.py
+
+examples: $(VENV)/.examples        ## run every example
+	for f in examples/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
+
+test: $(VENV)/.test                ## install and run the whole test suite
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) build *.egg-info
