@@ -1,0 +1,78 @@
+"""Keras' weight constraints: callables ``array -> array`` (projections), by name or object.
+
+Applied after each optimizer update by ``model.constrain(params)``.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import jax.numpy as jnp
+
+_EPSILON = 1e-7
+
+
+def _norms(w, axis):
+    return jnp.sqrt(jnp.sum(jnp.square(w), axis=axis, keepdims=True))
+
+
+@dataclasses.dataclass(frozen=True)
+class MaxNorm:
+    """Rescale weights so the norm over `axis` is at most `max_value`."""
+    max_value: float = 2.0
+    axis: int | tuple = 0
+
+    def __call__(self, w):
+        norms = _norms(w, self.axis)
+        return w * (jnp.clip(norms, 0, self.max_value) / (_EPSILON + norms))
+
+
+@dataclasses.dataclass(frozen=True)
+class MinMaxNorm:
+    """Move the norm over `axis` towards [min_value, max_value] at `rate` (1 = project)."""
+    min_value: float = 0.0
+    max_value: float = 1.0
+    rate: float = 1.0
+    axis: int | tuple = 0
+
+    def __call__(self, w):
+        norms = _norms(w, self.axis)
+        desired = self.rate * jnp.clip(norms, self.min_value, self.max_value) + (
+            1 - self.rate) * norms
+        return w * (desired / (_EPSILON + norms))
+
+
+@dataclasses.dataclass(frozen=True)
+class UnitNorm:
+    """Scale weights to unit norm over `axis`."""
+    axis: int | tuple = 0
+
+    def __call__(self, w):
+        return w / (_EPSILON + _norms(w, self.axis))
+
+
+@dataclasses.dataclass(frozen=True)
+class NonNeg:
+    """Set negative weights to zero."""
+
+    def __call__(self, w):
+        return w * (w >= 0).astype(w.dtype)
+
+
+max_norm, min_max_norm, unit_norm, non_neg = MaxNorm, MinMaxNorm, UnitNorm, NonNeg
+
+_BY_NAME = {"max_norm": MaxNorm, "min_max_norm": MinMaxNorm, "unit_norm": UnitNorm,
+            "non_neg": NonNeg, "MaxNorm": MaxNorm, "MinMaxNorm": MinMaxNorm,
+            "UnitNorm": UnitNorm, "NonNeg": NonNeg}
+
+
+def get(identifier):
+    """A constraint from a name (``"max_norm"``, Keras' defaults), an object, or None."""
+    if identifier is None or callable(identifier) and not isinstance(identifier, type):
+        return identifier
+    if isinstance(identifier, type):
+        return identifier()
+    if isinstance(identifier, str) and identifier in _BY_NAME:
+        return _BY_NAME[identifier]()
+    raise ValueError(f"unknown constraint {identifier!r}; valid names: "
+                     f"{', '.join(sorted(k for k in _BY_NAME if k.islower()))}, or a callable "
+                     f"array -> array")

@@ -1,0 +1,436 @@
+"""The layer contract: `Layer`, the static `Shape`, `ShapeError`, lifting and `with_state`.
+
+A layer is a pair of pure functions (DESIGN.md section 1):
+
+    stateless:  init(key, input_shape) -> (output_shape, params)
+                apply(params, x, *, rng=None, train=False) -> y
+    stateful:   init(key, input_shape) -> (output_shape, params, state)
+                apply(params, state, x, *, rng=None, train=False) -> (y, new_state)
+"""
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import dataclasses
+import inspect
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+
+
+# --------------------------------------------------------------------------- shapes
+
+
+@jax.tree_util.register_static
+class Shape(tuple):
+    """A static shape tuple; `None` marks a free dimension (the batch, a time axis).
+
+    Registered as a static pytree node, so it passes untouched through `jax.jit`,
+    `jax.vmap` and `jax.eval_shape` of an `init` function.
+    """
+
+    def __repr__(self):
+        return "(" + ", ".join("None" if d is None else str(d) for d in self) + ("," if len(self) == 1 else "") + ")"
+
+
+def as_shape(shape):
+    """Return `shape` as a `Shape` (ints, `None` for free dims; `-1` read as `None`).
+
+    A tuple of shapes (a multi-input layer) is returned as a plain tuple of `Shape`s.
+    """
+    if shape is None or isinstance(shape, Shape):
+        return shape
+    if isinstance(shape, (list, tuple)) and shape and all(
+            isinstance(s, (list, tuple)) for s in shape):
+        return tuple(as_shape(s) for s in shape)
+    if isinstance(shape, dict):
+        return {k: as_shape(v) for k, v in shape.items()}
+    try:
+        dims = tuple(shape)
+    except TypeError:
+        raise ShapeError(f"expected a shape tuple such as (None, 10), got {shape!r}") from None
+    out = []
+    for d in dims:
+        if d is None or (isinstance(d, int) and d == -1):
+            out.append(None)
+        elif isinstance(d, int) and d >= 0:
+            out.append(int(d))
+        else:
+            raise ShapeError(f"expected a shape of non-negative ints and None, got {shape!r}")
+    return Shape(out)
+
+
+def is_free(d) -> bool:
+    """True for a dimension whose size is not known at init (`None` or `-1`)."""
+    return d is None or d == -1
+
+
+def shape_matches(expected, actual) -> bool:
+    """True when `actual` (concrete) fits `expected` (which may hold free dims)."""
+    return len(expected) == len(actual) and all(
+        is_free(e) or e == a for e, a in zip(expected, actual))
+
+
+def dummy_shape(shape, size: int = 2) -> tuple:
+    """`shape` with its free dims replaced by `size`, for tracing with `jax.eval_shape`."""
+    return tuple(size if is_free(d) else d for d in shape)
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class ShapeError(ValueError):
+    """A shape or argument that does not fit a layer, raised at init (or apply) time.
+
+    The message names the layer and its place in the model, e.g.
+    ``serial[2] Dense(32): expected ..., received ...``.
+    """
+
+    def __init__(self, message: str, where: str = ""):
+        self.message = message
+        self.where = where
+        super().__init__(f"{where}: {message}" if where else message)
+
+    def located(self, place: str, layer_name: str = "") -> "ShapeError":
+        """A copy whose location is ``place`` + the old one (or `layer_name` if none)."""
+        inner = self.where or layer_name
+        joint = " " if inner == layer_name else " > "
+        return ShapeError(self.message, f"{place}{joint}{inner}".strip())
+
+
+@contextlib.contextmanager
+def located(place: str, layer_name: str = ""):
+    """Prefix `place` (e.g. ``serial[2]``) to the location of any ShapeError inside."""
+    try:
+        yield
+    except ShapeError as e:
+        raise e.located(place, layer_name) from None
+
+
+# --------------------------------------------------------------------------- Layer
+
+
+def _zero_penalty(params):
+    return 0.0
+
+
+def _no_constraint(params):
+    return params
+
+
+def _accepts_kwargs(fn, names=("rng", "train")) -> bool:
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return True
+    params = sig.parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return True
+    return all(n in sig.parameters for n in names)
+
+
+def _with_contract_kwargs(apply):
+    """Wrap an `apply(params, x)` that takes no `rng` / `train` so it ignores them."""
+    if _accepts_kwargs(apply):
+        return apply
+
+    def wrapped(*args, rng=None, train=False, **kwargs):
+        return apply(*args, **kwargs)
+
+    wrapped.__wrapped__ = apply
+    return wrapped
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Layer:
+    """A layer: a pair of pure functions plus metadata.
+
+    Attributes:
+      init: ``(key, input_shape) -> (output_shape, params[, state])``.
+      apply: ``(params, [state,] x, *, rng=None, train=False) -> y | (y, new_state)``.
+      name: how the layer is shown in errors and summaries, e.g. ``Dense(32)``.
+      stateful: whether `init` / `apply` use the stateful form.
+      penalty: ``params -> scalar``, the sum of this layer's weight regularizers.
+      constrain: ``params -> params``, projections applied after an optimizer update.
+      children: sub-layers (for combinators), used by `summary`.
+
+    Iterating a layer yields ``(init, apply)``, so ``init, apply = jl.Dense(10)``
+    works as in stax.
+    """
+
+    init: Callable
+    apply: Callable
+    name: str = "Layer"
+    stateful: bool = False
+    penalty: Callable = _zero_penalty
+    constrain: Callable = _no_constraint
+    children: tuple = ()
+
+    def __post_init__(self):
+        object.__setattr__(self, "apply", _with_contract_kwargs(self.apply))
+
+    def __iter__(self):
+        yield self.init
+        yield self.apply
+
+    def __repr__(self):
+        return self.name
+
+    @property
+    def kind(self) -> str:
+        """The layer's type name, e.g. ``Dense``."""
+        return self.name.split("(", 1)[0]
+
+    def __call__(self, *args, **kwargs):
+        """Calling a layer on `jl.Input` tensors records a node (the functional API)."""
+        try:
+            from .functional import call_layer
+        except ImportError:
+            call_layer = None
+        if call_layer is None:
+            raise TypeError(
+                f"{self.name} is not called directly: use `.init(key, input_shape)` and "
+                f"`.apply(params, x)`")
+        return call_layer(self, *args, **kwargs)
+
+
+def describe(kind: str, *args, **kwargs) -> str:
+    """``Kind(arg, key=value)`` with the arguments that differ from defaults, for names."""
+    def fmt(v):
+        if callable(v) and hasattr(v, "__name__"):
+            return v.__name__
+        return repr(v)
+    parts = [fmt(a) for a in args] + [f"{k}={fmt(v)}" for k, v in kwargs.items()]
+    return f"{kind}({', '.join(parts)})"
+
+
+# --------------------------------------------------------------------------- lifting
+
+
+def _function_name(fn) -> str:
+    name = getattr(fn, "__name__", None) or type(fn).__name__
+    return name
+
+
+def function_layer(fn: Callable, name: str | None = None) -> Layer:
+    """Lift a plain function ``x -> y`` to a parameter-free layer (params ``()``)."""
+    name = name or _function_name(fn)
+
+    def init(key, input_shape):
+        return infer_shape(fn, as_shape(input_shape)), ()
+
+    def apply(params, x, *, rng=None, train=False):
+        return fn(x)
+
+    return Layer(init, apply, name=name)
+
+
+def _is_shape_leaf(s):
+    return isinstance(s, Shape)
+
+
+def infer_shape(fn: Callable, input_shape, dtype=jnp.float32):
+    """The output shape(s) of ``fn(x)`` for inputs of `input_shape`, with no data.
+
+    Traces `fn` with `jax.eval_shape` twice, free dims set to 2 and then 3; output
+    dims that differ between the two are free (`None`).
+    """
+    def trace(size):
+        spec = jax.tree_util.tree_map(
+            lambda s: jax.ShapeDtypeStruct(dummy_shape(s, size), dtype), input_shape,
+            is_leaf=_is_shape_leaf)
+        return jax.eval_shape(fn, spec)
+
+    a, b = trace(2), trace(3)
+    return jax.tree_util.tree_map(
+        lambda x, y: Shape(d if d == e else None for d, e in zip(x.shape, y.shape)), a, b)
+
+
+def as_layer(obj) -> Layer:
+    """Return `obj` as a `Layer`: a Layer, an ``(init, apply)`` pair, or a function."""
+    if isinstance(obj, Layer):
+        return obj
+    if isinstance(obj, (tuple, list)) and len(obj) == 2 and all(callable(f) for f in obj):
+        init, apply = obj
+        return Layer(init, apply, name=getattr(init, "__qualname__", "layer").split(".")[0])
+    if callable(obj):
+        return function_layer(obj)
+    raise TypeError(f"expected a Layer, an (init, apply) pair or a function, got {obj!r}")
+
+
+def with_state(layer) -> Layer:
+    """Return `layer` in the stateful form; a stateless layer gets state ``()``.
+
+    The result's ``init`` returns ``(output_shape, params, state)`` and its ``apply``
+    ``(params, state, x, ...) -> (y, state)``. A stateful layer is returned as is.
+    """
+    layer = as_layer(layer)
+    if layer.stateful:
+        return layer
+    init, apply = layer.init, layer.apply
+
+    def init_s(key, input_shape):
+        out_shape, params = init(key, input_shape)
+        return out_shape, params, ()
+
+    def apply_s(params, state, x, *, rng=None, train=False):
+        return apply(params, x, rng=rng, train=train), state
+
+    return dataclasses.replace(layer, init=init_s, apply=apply_s, stateful=True)
+
+
+def stateful_init(layer: Layer, key, input_shape):
+    """``(output_shape, params, state)`` from any layer (state ``()`` if it has none)."""
+    if layer.stateful:
+        return layer.init(key, input_shape)
+    out_shape, params = layer.init(key, input_shape)
+    return out_shape, params, ()
+
+
+def stateful_apply(layer: Layer, params, state, x, rng, train):
+    """``(y, new_state)`` from any layer (state passed through if it has none)."""
+    if layer.stateful:
+        return layer.apply(params, state, x, rng=rng, train=train)
+    return layer.apply(params, x, rng=rng, train=train), state
+
+
+# --------------------------------------------------------------------------- recording
+
+
+_RECORDER: contextvars.ContextVar = contextvars.ContextVar("jaxlayers_recorder", default=None)
+
+
+@dataclasses.dataclass
+class Record:
+    """One layer met while a model's init ran under `recording` (used by `summary`)."""
+
+    depth: int
+    label: str
+    layer: Layer
+    input_shape: Any = None
+    output_shape: Any = None
+    params: Any = ()
+    state: Any = ()
+
+
+@contextlib.contextmanager
+def recording():
+    """Collect a `Record` for each `init_child` call made inside the block."""
+    rows: list[Record] = []
+    token = _RECORDER.set({"rows": rows, "depth": 0})
+    try:
+        yield rows
+    finally:
+        _RECORDER.reset(token)
+
+
+def init_child(layer: Layer, key, input_shape, place: str):
+    """Run a child's init in the stateful form, naming `place` in any ShapeError.
+
+    Returns ``(output_shape, params, state)``. Records the child when a summary
+    is being taken.
+    """
+    rec = _RECORDER.get()
+    row = None
+    if rec is not None:
+        row = Record(rec["depth"], place, layer, input_shape)
+        rec["rows"].append(row)
+        rec["depth"] += 1
+    try:
+        with located(place, layer.name):
+            out = stateful_init(layer, key, input_shape)
+    finally:
+        if rec is not None:
+            rec["depth"] -= 1
+    if row is not None:
+        row.output_shape, row.params, row.state = out
+    return out
+
+
+def apply_child(layer: Layer, params, state, x, rng, train, place: str):
+    """Run a child's apply in the stateful form, naming `place` in any ShapeError."""
+    with located(place, layer.name):
+        return stateful_apply(layer, params, state, x, rng, train)
+
+
+def child_rng(rng, i: int):
+    """The key for child `i`: ``fold_in(rng, i)``, or None when `rng` is None."""
+    return None if rng is None else jax.random.fold_in(rng, i)
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def check_input(layer_name: str, x, expected, what: str = "input"):
+    """Raise a ShapeError naming `layer_name` if ``x.shape`` does not fit `expected`."""
+    if not shape_matches(expected, x.shape):
+        raise ShapeError(
+            f"{what} shape {Shape(x.shape)!r} does not match the shape {Shape(expected)!r} "
+            f"given to init", layer_name)
+
+
+def check_rank(layer_name: str, shape, min_rank: int = None, rank: int = None, what="input"):
+    """Raise a ShapeError naming `layer_name` if `shape` has the wrong rank."""
+    if shape is None:
+        raise ShapeError(f"no {what} shape was given to init (pass one, or start the model "
+                         f"with InputLayer)", layer_name)
+    if not isinstance(shape, Shape):
+        raise ShapeError(f"expected a single {what} shape, received {shape!r}", layer_name)
+    n = len(shape)
+    if rank is not None and n != rank:
+        raise ShapeError(
+            f"expected a rank-{rank} {what} (batch first), received shape {Shape(shape)!r}",
+            layer_name)
+    if min_rank is not None and n < min_rank:
+        raise ShapeError(
+            f"expected an {what} of rank >= {min_rank} (batch first), received shape "
+            f"{Shape(shape)!r}", layer_name)
+
+
+def bias_add(y, bias, axis: int = -1):
+    """``y + bias`` with `bias` (C,) broadcast along `axis` of `y`, rank promotion explicit."""
+    axis = axis % y.ndim
+    return y + bias.reshape((1,) * axis + (-1,) + (1,) * (y.ndim - axis - 1))
+
+
+def cast_like(x, *params):
+    """`params` cast to `x`'s dtype when `x` is floating (bfloat16 in, bfloat16 compute)."""
+    if jnp.issubdtype(x.dtype, jnp.floating):
+        return tuple(None if p is None else p.astype(x.dtype) for p in params)
+    return params
+
+
+# --------------------------------------------------------------------------- penalties
+
+
+def weight_hooks(layer_name: str, **rules):
+    """``(penalty, constrain)`` for a leaf layer's params dict.
+
+    Each keyword is a param name mapped to ``(regularizer, constraint)``, either of
+    which may be None, a Keras name (``"l2"``, ``"max_norm"``) or a callable. Params
+    absent from the dict (e.g. ``bias`` with ``use_bias=False``) are skipped.
+    Returns the zero penalty / identity when nothing is set.
+    """
+    from . import constraints, regularizers
+    regs, cons = {}, {}
+    for param, (reg, con) in rules.items():
+        try:
+            if reg is not None:
+                regs[param] = regularizers.get(reg)
+            if con is not None:
+                cons[param] = constraints.get(con)
+        except ValueError as e:
+            raise ShapeError(f"{param}: {e}", layer_name) from None
+
+    penalty = _zero_penalty
+    if regs:
+        def penalty(params):
+            return sum(fn(params[k]) for k, fn in regs.items() if k in params)
+
+    constrain = _no_constraint
+    if cons:
+        def constrain(params):
+            return {k: cons[k](v) if k in cons else v for k, v in params.items()}
+
+    return penalty, constrain

@@ -1,0 +1,1 @@
+"""Layer families, one module each; the public names are re-exported by `jaxlayers`."""

@@ -1,0 +1,117 @@
+"""Keras' weight regularizers: callables ``array -> scalar`` penalty, by name or object."""
+from __future__ import annotations
+
+import dataclasses
+
+import jax.numpy as jnp
+
+
+@dataclasses.dataclass(frozen=True)
+class L1:
+    """``l1 * sum(|x|)``."""
+    l1: float = 0.01
+
+    def __call__(self, x):
+        return self.l1 * jnp.sum(jnp.abs(x))
+
+
+@dataclasses.dataclass(frozen=True)
+class L2:
+    """``l2 * sum(x ** 2)``."""
+    l2: float = 0.01
+
+    def __call__(self, x):
+        return self.l2 * jnp.sum(jnp.square(x))
+
+
+@dataclasses.dataclass(frozen=True)
+class L1L2:
+    """``l1 * sum(|x|) + l2 * sum(x ** 2)``."""
+    l1: float = 0.0
+    l2: float = 0.0
+
+    def __call__(self, x):
+        return self.l1 * jnp.sum(jnp.abs(x)) + self.l2 * jnp.sum(jnp.square(x))
+
+
+@dataclasses.dataclass(frozen=True)
+class OrthogonalRegularizer:
+    """Mean absolute cosine similarity between the rows (or columns) of a 2-D kernel,
+    times ``factor / 2`` (Keras' definition)."""
+    factor: float = 0.01
+    mode: str = "rows"
+
+    def __post_init__(self):
+        if self.mode not in ("rows", "columns"):
+            raise ValueError(f"OrthogonalRegularizer: mode must be 'rows' or 'columns', "
+                             f"got {self.mode!r}")
+
+    def __call__(self, x):
+        if x.ndim != 2:
+            raise ValueError(f"OrthogonalRegularizer: expected a rank-2 weight, received "
+                             f"shape {x.shape}")
+        axis = 1 if self.mode == "rows" else 0
+        x = x / jnp.sqrt(jnp.maximum(jnp.sum(jnp.square(x), axis=axis, keepdims=True), 1e-12))
+        product = x @ x.T if self.mode == "rows" else x.T @ x
+        size = product.shape[0]
+        off_diagonal = product * (1.0 - jnp.eye(size, dtype=x.dtype))
+        return self.factor * 0.5 * jnp.sum(jnp.abs(off_diagonal)) / (size * (size - 1.0) / 2.0)
+
+
+l1, l2, l1_l2, orthogonal_regularizer = L1, L2, L1L2, OrthogonalRegularizer
+
+_BY_NAME = {"l1": L1, "l2": L2, "l1_l2": L1L2, "l1l2": L1L2,
+            "orthogonal_regularizer": OrthogonalRegularizer, "L1": L1, "L2": L2,
+            "L1L2": L1L2, "OrthogonalRegularizer": OrthogonalRegularizer}
+
+
+def get(identifier):
+    """A regularizer from a name (``"l2"``, with Keras' default factor), an object, or None."""
+    if identifier is None or callable(identifier) and not isinstance(identifier, type):
+        return identifier
+    if isinstance(identifier, type):
+        return identifier()
+    if isinstance(identifier, str) and identifier in _BY_NAME:
+        return _BY_NAME[identifier]()
+    raise ValueError(f"unknown regularizer {identifier!r}; valid names: "
+                     f"{', '.join(sorted(k for k in _BY_NAME if k.islower()))}, or a callable "
+                     f"array -> scalar")
+
+
+def with_activity_regularizer(layer, regularizer):
+    """`layer` with Keras' activity regularizer on its output, reported through state.
+
+    The result is stateful; its state is ``{"layer": inner_state, "activity_loss": ()}``
+    where ``activity_loss`` is ``regularizer(y) / batch_size`` from the last
+    ``train=True`` call (eval leaves it unchanged). `activity_loss(state)` sums them.
+    Returns `layer` unchanged when `regularizer` is None.
+    """
+    from .core import as_layer, with_state
+    import dataclasses
+    if regularizer is None:
+        return layer
+    reg = get(regularizer)
+    inner = with_state(as_layer(layer))
+
+    def init(key, input_shape):
+        out_shape, params, state = inner.init(key, input_shape)
+        return out_shape, params, {"layer": state, "activity_loss": jnp.zeros((), jnp.float32)}
+
+    def apply(params, state, x, *, rng=None, train=False):
+        y, inner_state = inner.apply(params, state["layer"], x, rng=rng, train=train)
+        loss = state["activity_loss"]
+        if train:
+            loss = (reg(y) / y.shape[0]).astype(jnp.float32)
+        return y, {"layer": inner_state, "activity_loss": loss}
+
+    return dataclasses.replace(inner, init=init, apply=apply, stateful=True)
+
+
+def activity_loss(state):
+    """The sum of every activity regularizer's loss found in a model's `state` (0.0 if none)."""
+    import jax
+    total = 0.0
+    for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]:
+        if path and getattr(path[-1], "key", None) == "activity_loss":
+            total = total + leaf
+    return total

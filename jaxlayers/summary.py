@@ -1,0 +1,79 @@
+"""A Keras-style model summary, computed from shapes alone (no real computation)."""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax
+
+from .core import Record, as_layer, as_shape, init_child, recording
+
+
+def count(tree) -> int:
+    """The number of scalars in a pytree of arrays (activity-loss slots not counted)."""
+    leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+    return sum(math.prod(leaf.shape) for path, leaf in leaves
+               if not (path and getattr(path[-1], "key", None) == "activity_loss"))
+
+
+@dataclasses.dataclass
+class Summary:
+    """The rows of a summary and its parameter counts; ``str()`` gives the table."""
+
+    name: str
+    rows: list
+    output_shape: object
+    trainable_params: int
+    non_trainable_params: int
+
+    @property
+    def total_params(self) -> int:
+        return self.trainable_params + self.non_trainable_params
+
+    def __str__(self):
+        head = ("Layer (type)", "Output Shape", "Param #")
+        body = [("  " * r.depth + f"{r.label} {r.layer.name}", _fmt_shape(r.output_shape),
+                 f"{count(r.params) + count(r.state):,}") for r in self.rows]
+        w0 = max(len(head[0]), *(len(b[0]) for b in body)) if body else len(head[0])
+        w1 = max(len(head[1]), *(len(b[1]) for b in body)) if body else len(head[1])
+        w2 = max(len(head[2]), *(len(b[2]) for b in body)) if body else len(head[2])
+        width = w0 + w1 + w2 + 4
+        line = lambda a, b, c: f"{a:<{w0}}  {b:<{w1}}  {c:>{w2}}"
+        out = [f'Model: "{self.name}"', "=" * width, line(*head), "=" * width]
+        out += [line(*b) for b in body]
+        out += ["=" * width,
+                f"Total params: {self.total_params:,}",
+                f"Trainable params: {self.trainable_params:,}",
+                f"Non-trainable params: {self.non_trainable_params:,}",
+                "=" * width]
+        return "\n".join(out)
+
+
+def _fmt_shape(shape):
+    if isinstance(shape, tuple) and shape and all(isinstance(s, tuple) for s in shape):
+        return "[" + ", ".join(map(repr, shape)) + "]"
+    return repr(shape)
+
+
+def summary(model, input_shape=None, print_fn=print) -> Summary:
+    """Summarise `model` for inputs of `input_shape` (batch first, `None` for free dims).
+
+    One row per layer (nested combinators indented) with its output shape and
+    parameter count, then the total, trainable (params) and non-trainable (state)
+    counts. Prints the table with `print_fn` unless it is None; returns a `Summary`.
+    """
+    model = as_layer(model)
+    shape = as_shape(input_shape)
+    with recording() as rows:
+        def run(key):
+            return init_child(model, key, shape, "")
+        out_shape, params, state = jax.eval_shape(run, jax.random.key(0))
+    top = rows[0]
+    rows = [dataclasses.replace(r, depth=r.depth - 1) for r in rows[1:]] if rows[1:] else [
+        dataclasses.replace(top, label="")]
+    for r in rows:
+        r.label = r.label.strip()
+    result = Summary(model.name, rows, out_shape, count(params), count(state))
+    if print_fn is not None:
+        print_fn(str(result))
+    return result
