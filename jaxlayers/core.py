@@ -343,6 +343,7 @@ def init_child(layer: Layer, key, input_shape, place: str):
     finally:
         if rec is not None:
             rec["depth"] -= 1
+    out = (as_shape(out[0]),) + tuple(out[1:])  # raw stax pairs return plain tuples
     if row is not None:
         row.output_shape, row.params, row.state = out
     return out
