@@ -30,6 +30,16 @@ class Shape(tuple):
     `jax.vmap` and `jax.eval_shape` of an `init` function.
     """
 
+    def __getitem__(self, index):
+        out = tuple.__getitem__(self, index)
+        return Shape(out) if isinstance(index, slice) else out
+
+    def __add__(self, other):
+        return Shape(tuple(self) + tuple(other))
+
+    def __radd__(self, other):
+        return Shape(tuple(other) + tuple(self))
+
     def __repr__(self):
         return "(" + ", ".join("None" if d is None else str(d) for d in self) + ("," if len(self) == 1 else "") + ")"
 
