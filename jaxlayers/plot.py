@@ -1,0 +1,3 @@
+"""Placeholder."""
+def plot_model(*a, **k):
+    raise NotImplementedError
