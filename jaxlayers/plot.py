@@ -78,6 +78,7 @@ def plot_model(model, input_shape=None, to_file: str = "model.png", show_shapes:
     Raises ImportError with what to install when matplotlib is missing.
     """
     try:
+        import matplotlib
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
         from matplotlib.patches import FancyBboxPatch
@@ -124,5 +125,6 @@ def plot_model(model, input_shape=None, to_file: str = "model.png", show_shapes:
         ax.annotate("", xy=(xb, yb + box_h / 2), xytext=(xa, ya - box_h / 2),
                     arrowprops=dict(arrowstyle="-|>", color="#3d5a80", linewidth=1,
                                     shrinkA=0, shrinkB=1))
-    fig.savefig(to_file, format=ext)
+    with matplotlib.rc_context({"svg.fonttype": "none"}):  # SVG text stays text
+        fig.savefig(to_file, format=ext)
     return to_file
