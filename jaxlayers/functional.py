@@ -77,11 +77,6 @@ class SymbolicTensor:
     def __iter__(self):
         raise TypeError(f"{self!r} is one tensor and cannot be unpacked")
 
-    def __jax_array__(self):
-        raise TypeError(
-            f"{self!r} is a symbolic tensor of the functional API and holds no data: wrap "
-            f"array functions in a layer, e.g. jl.Lambda(fn)(x) or jl.Activation('relu')(x)")
-
 
 def is_symbolic(x) -> bool:
     return isinstance(x, SymbolicTensor)
