@@ -103,7 +103,8 @@ def plot_model(model, input_shape=None, to_file: str = "model.png", show_shapes:
     width = max((sum(1 for r, _ in places if r == rank) for rank in {r for r, _ in places}),
                 default=1)
     ranks = max((r for r, _ in places), default=0) + 1
-    fig_w = width * (box_w + gap_x) + gap_x
+    long_edges = any(abs(places[b][0] - places[a][0]) > 1 for a, b in edges)
+    fig_w = (width + (2 if long_edges else 0)) * (box_w + gap_x) + gap_x
     fig_h = ranks * (box_h + gap_y) + gap_y
     fig = Figure(figsize=(fig_w, fig_h), dpi=dpi)
     FigureCanvasAgg(fig)
@@ -122,9 +123,15 @@ def plot_model(model, input_shape=None, to_file: str = "model.png", show_shapes:
         if a == b:  # a shared layer fed by its own output
             continue
         (xa, ya), (xb, yb) = centre[a], centre[b]
-        ax.annotate("", xy=(xb, yb + box_h / 2), xytext=(xa, ya - box_h / 2),
+        start, end = (xa, ya - box_h / 2), (xb, yb + box_h / 2)
+        rad = 0.0
+        if abs(places[b][0] - places[a][0]) > 1:  # a long edge bends around the boxes between
+            length = ((end[0] - start[0]) ** 2 + (end[1] - start[1]) ** 2) ** 0.5
+            side = 1 if (xa + xb) / 2 <= fig_w / 2 else -1
+            rad = side * (box_w + gap_x / 2) / length * (1 if end[1] < start[1] else -1)
+        ax.annotate("", xy=end, xytext=start,
                     arrowprops=dict(arrowstyle="-|>", color="#3d5a80", linewidth=1,
-                                    shrinkA=0, shrinkB=1))
+                                    shrinkA=0, shrinkB=1, connectionstyle=f"arc3,rad={rad}"))
     with matplotlib.rc_context({"svg.fonttype": "none"}):  # SVG text stays text
         fig.savefig(to_file, format=ext)
     return to_file
