@@ -11,4 +11,10 @@ from .layers.core import (Activation, Dense, Dropout, Flatten, Identity, InputLa
                           Permute, RepeatVector, Reshape)
 from .summary import summary
 
+# functional API, merge layers, model plots (issue 6)
+from .functional import Input, Model, SymbolicTensor, named
+from .layers.merging import (Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply,
+                             Subtract)
+from .plot import plot_model
+
 __version__ = "0.1.0"

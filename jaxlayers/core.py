@@ -164,6 +164,9 @@ class Layer:
       penalty: ``params -> scalar``, the sum of this layer's weight regularizers.
       constrain: ``params -> params``, projections applied after an optimizer update.
       children: sub-layers (for combinators), used by `summary`.
+      label: a user-given unique name (``jl.named``), the layer's key in a functional
+        Model's params; empty for the automatic Keras-style name.
+      graph: the node graph of a functional Model (``jl.Model``), for summary and plots.
 
     Iterating a layer yields ``(init, apply)``, so ``init, apply = jl.Dense(10)``
     works as in stax.
@@ -176,6 +179,9 @@ class Layer:
     penalty: Callable = _zero_penalty
     constrain: Callable = _no_constraint
     children: tuple = ()
+    # functional API (jaxlayers/functional.py)
+    label: str = ""
+    graph: Any = None
 
     def __post_init__(self):
         object.__setattr__(self, "apply", _with_contract_kwargs(self.apply))

@@ -6,7 +6,7 @@ import math
 
 import jax
 
-from .core import Record, as_layer, as_shape, init_child, recording
+from .core import Record, as_layer, as_shape, init_child, recording, stateful_init
 
 
 def count(tree) -> int:
@@ -25,6 +25,7 @@ class Summary:
     output_shape: object
     trainable_params: int
     non_trainable_params: int
+    connections: list | None = None  # functional models: the "Connected to" column
 
     @property
     def total_params(self) -> int:
@@ -34,11 +35,18 @@ class Summary:
         head = ("Layer (type)", "Output Shape", "Param #")
         body = [("  " * r.depth + f"{r.label} {r.layer.name}", _fmt_shape(r.output_shape),
                  f"{count(r.params) + count(r.state):,}") for r in self.rows]
+        if self.connections is not None:
+            head += ("Connected to",)
+            body = [b + (c,) for b, c in zip(body, self.connections)]
         w0 = max(len(head[0]), *(len(b[0]) for b in body)) if body else len(head[0])
         w1 = max(len(head[1]), *(len(b[1]) for b in body)) if body else len(head[1])
         w2 = max(len(head[2]), *(len(b[2]) for b in body)) if body else len(head[2])
         width = w0 + w1 + w2 + 4
         line = lambda a, b, c: f"{a:<{w0}}  {b:<{w1}}  {c:>{w2}}"
+        if self.connections is not None:
+            w3 = max(len(b[3]) for b in body + [head])
+            width += w3 + 2
+            line = lambda a, b, c, d: f"{a:<{w0}}  {b:<{w1}}  {c:>{w2}}  {d}"
         out = [f'Model: "{self.name}"', "=" * width, line(*head), "=" * width]
         out += [line(*b) for b in body]
         out += ["=" * width,
@@ -64,6 +72,11 @@ def summary(model, input_shape=None, print_fn=print) -> Summary:
     """
     model = as_layer(model)
     shape = as_shape(input_shape)
+    if model.graph is not None:
+        result = _functional_summary(model, shape)
+        if print_fn is not None:
+            print_fn(str(result))
+        return result
     with recording() as rows:
         def run(key):
             return init_child(model, key, shape, "")
@@ -77,3 +90,29 @@ def summary(model, input_shape=None, print_fn=print) -> Summary:
     if print_fn is not None:
         print_fn(str(result))
     return result
+
+
+def _functional_summary(model, shape) -> Summary:
+    """One row per layer of a functional Model, with Keras' "Connected to" column."""
+    from .functional import is_symbolic
+    graph = model.graph
+    with recording() as rows:
+        out_shape, params, state = jax.eval_shape(
+            lambda k: stateful_init(model, k, shape), jax.random.key(0))
+    first = {r.label: r for r in rows if r.depth == 0}
+    in_shapes = [n.outputs.shape for n in graph.input_nodes]
+    if shape is not None:
+        in_def = jax.tree_util.tree_structure(graph.inputs, is_leaf=is_symbolic)
+        in_shapes = [as_shape(s) for s in in_def.flatten_up_to(shape)]
+    records, connections = [], []
+    for node, s in zip(graph.input_nodes, in_shapes):
+        records.append(Record(0, graph.names[node.layer], node.layer, s, s))
+        connections.append("-")
+    for layer in graph.layers:
+        name = graph.names[layer]
+        records.append(dataclasses.replace(first[name], label=name))
+        links = [f"{graph.names[t.node.layer]}[{graph.node_index(t.node)}][{t.index}]"
+                 for n in graph.nodes if n.layer is layer for t in n.input_tensors()]
+        connections.append(", ".join(links) or "-")
+    return Summary(model.label or "functional", records, out_shape, count(params),
+                   count(state), connections)
