@@ -1,0 +1,1 @@
+"""Training: losses, metrics, the fit / evaluate / predict loop, callbacks."""
