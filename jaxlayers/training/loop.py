@@ -430,7 +430,8 @@ def fit(model, params, optimizer, loss, x=None, y=None, *, state=None, data=None
         jit_kwargs["out_shardings"] = (ts_sharding, place.replicated)
     train_step = jax.jit(step, donate_argnums=(0, 1), **jit_kwargs)
     init_meters = jax.jit(_vmap_if(lambda _: _init_meters(metrics), n_members, 0))
-    results = jax.jit(_vmap_if(lambda mt, p: _results(mt, metrics, member, p), n_members,
+    # the train loss meter already holds the penalty of each step
+    results = jax.jit(_vmap_if(lambda mt, p: _results(mt, metrics, member, None), n_members,
                                (0, 0)))
     members_arg = jnp.zeros((n_members or 1,))
     evaluator = _Evaluator(member, n_members, loss, metrics, place) if validation_data is not None else None
