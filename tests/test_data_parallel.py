@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 SCRIPT = r'''
 import json, os
 os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
@@ -56,6 +58,7 @@ print("RESULT" + json.dumps(out))
 '''
 
 
+@pytest.mark.slow
 def test_data_parallel_matches_single_device(tmp_path):
     env = dict(os.environ, PYTHONPATH=os.getcwd(), JAX_PLATFORMS="cpu")
     proc = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True,

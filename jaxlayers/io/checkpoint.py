@@ -116,11 +116,20 @@ def _digest(tensors, header):
 # --------------------------------------------------------------------------- save / load
 
 
+def _safetensors():
+    try:
+        import safetensors.numpy  # noqa: F401
+    except ImportError:
+        raise ImportError("jl.save / jl.load need the safetensors package: "
+                          "pip install 'jaxlayers[checkpoint]'") from None
+
+
 def save(path, params, state=None, opt_state=None, metadata=None) -> str:
     """Write `params` (and `state`, `opt_state`, JSON-able `metadata`) to `path` atomically.
 
     Returns the path. Raises TypeError when `metadata` is not JSON-serialisable.
     """
+    _safetensors()
     from safetensors.numpy import save as st_save
     path = os.fspath(path)
     tensors, dtypes, shapes, skeletons = {}, {}, {}, {}
@@ -154,6 +163,7 @@ def save(path, params, state=None, opt_state=None, metadata=None) -> str:
 
 
 def _read(path):
+    _safetensors()
     from safetensors import safe_open
     from safetensors.numpy import load as st_load
     path = os.fspath(path)

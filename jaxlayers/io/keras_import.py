@@ -30,7 +30,10 @@ class KerasImportError(ValueError):
 
 def _keras():
     os.environ.setdefault("KERAS_BACKEND", "jax")
-    import keras
+    try:
+        import keras
+    except ImportError:
+        raise ImportError("jl.from_keras needs Keras 3: pip install 'jaxlayers[keras]'") from None
     return keras
 
 
