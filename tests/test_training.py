@@ -279,3 +279,33 @@ def test_fit_errors():
         jl.fit(model, params, tx, SCE, X, Y, callbacks=[jl.EarlyStopping()], verbose=0)
     with pytest.raises(ValueError, match="ensemble: n must be a positive int"):
         jl.ensemble(model, 0)
+
+
+def test_multi_input_pytrees_and_sample_weight():
+    model = jl.serial(jl.parallel(jl.Dense(4), jl.Dense(4)), jl.FanInSum(), jl.Dense(2))
+    _, params = model.init(jax.random.key(0), ((None, 3), (None, 2)))
+    x2 = R.normal(size=(10, 2)).astype(np.float32)
+    ts, hist = jl.fit(model, params, optax.sgd(0.1), SCE, (X, x2), Y, epochs=2, batch_size=4,
+                      verbose=0)
+    pred = jl.predict(model, ts, (X, x2), batch_size=4)
+    np.testing.assert_allclose(pred, model.apply(ts.params, (X, x2)), atol=1e-6)
+    w = R.uniform(size=10).astype(np.float32)
+    res = jl.evaluate(model, ts, (X, x2), Y, loss=SCE, sample_weight=w, batch_size=4,
+                      metrics=["accuracy"])
+    np.testing.assert_allclose(res["loss"], SCE(Y, pred, sample_weight=w), rtol=1e-5)
+    np.testing.assert_allclose(res["accuracy"], np.sum((pred.argmax(-1) == Y) * w) / w.sum(),
+                               rtol=1e-5)
+
+
+def test_ensemble_of_a_stateful_model():
+    model = jl.serial(jl.Dense(4, activity_regularizer="l2"), jl.Dense(2))
+    ens = jl.ensemble(model, 2)
+    assert ens.stateful
+    _, params, state = ens.init(jax.random.key(0), (None, 3))
+    assert state[0]["activity_loss"].shape == (2,)
+    with pytest.raises(ValueError, match="stateful: pass its state"):
+        jl.fit(ens, params, optax.sgd(0.1), SCE, X, Y, verbose=0)
+    ts, hist = jl.fit(ens, params, optax.sgd(0.1), SCE, X, Y, state=state, epochs=1, verbose=0)
+    assert np.all(np.asarray(ts.state[0]["activity_loss"]) > 0)
+    y, _ = ens.apply(ts.params, ts.state, X)
+    np.testing.assert_allclose(jl.predict(ens, ts, X), y, atol=1e-6)

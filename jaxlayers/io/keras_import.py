@@ -20,7 +20,6 @@ import numpy as np
 
 from ..core import as_shape, with_state
 from ..combinators import serial
-from .. import layers as _layers_pkg  # noqa: F401
 from ..layers import core as L
 
 

@@ -5,7 +5,7 @@ import dataclasses
 
 import jax
 
-from ..core import Layer, as_layer, as_shape, with_state
+from ..core import Layer, as_layer, as_shape
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

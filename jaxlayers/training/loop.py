@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ..core import Layer, as_layer, with_state
+from ..core import as_layer, with_state
 from ..regularizers import activity_loss
 from . import callbacks as _callbacks
 from . import losses as _losses
@@ -93,7 +93,7 @@ def _unpack_params(model, params, state):
         if _is_stateful(model):
             raise ValueError(f"{_name(model)} is stateful: pass its state "
                              f"(state=... from init)")
-        state = () if not isinstance(model, Ensemble) else ()
+        state = ()
     return params, state
 
 
@@ -121,7 +121,7 @@ def _take(tree, idx):
 
 
 def _array_batches(arrays, batch_size, order):
-    """``(batch_arrays, weight_scale, valid)`` per batch; the last one padded (valid 0)."""
+    """``(batch_arrays, valid)`` per batch; the last one padded with rows of weight 0."""
     n = len(order)
     for start in range(0, n, batch_size):
         idx = order[start:start + batch_size]
