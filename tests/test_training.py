@@ -100,8 +100,11 @@ def test_iterable_of_batches_pads_to_one_shape():
     data = [(X[0:4], Y[0:4]), (X[4:8], Y[4:8]), (X[8:], Y[8:])]
     model = mlp()
     params, state = init(model)
-    ts, _ = jl.fit(model, params, optax.sgd(0.1), counting_loss, data=data, epochs=2, verbose=0)
-    assert len(traces) == 1
+    ts, hist = jl.fit(model, params, optax.sgd(0.1), counting_loss, data=data, epochs=2,
+                      verbose=0, validation_data=data)
+    assert len(traces) == 2          # one train step + one evaluation step
+    np.testing.assert_allclose(hist["val_loss"][-1], jl.evaluate(model, ts, X, Y, loss=SCE)["loss"],
+                               rtol=1e-6)
     ref, _ = manual_fit(model, params, state, optax.sgd(0.1), data * 2)
     close(ts.params, ref, atol=1e-5)
     by_data = jl.evaluate(model, ts, data=data, loss=SCE, metrics=["accuracy"])
@@ -297,6 +300,7 @@ def test_multi_input_pytrees_and_sample_weight():
                                rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_ensemble_of_a_stateful_model():
     model = jl.serial(jl.Dense(4, activity_regularizer="l2"), jl.Dense(2))
     ens = jl.ensemble(model, 2)
