@@ -409,9 +409,10 @@ def fit(model, params, optimizer, loss, x=None, y=None, *, state=None, data=None
     place = _Placement(mesh, batch_size if data is None else None)
 
     key_data = _key_data(rng)
-    np_rng = np.random.default_rng(np.asarray(jax.device_get(key_data)).ravel().tolist())
+    seed = np.asarray(jax.device_get(key_data)).ravel().tolist()
     if isinstance(params, TrainState):
         ts = params
+        seed.append(int(np.max(jax.device_get(ts.step))))   # resuming: a new shuffle order
     else:
         p, s = _unpack_params(model, params, state)
         opt_state = (jax.vmap(optimizer.init) if n_members else optimizer.init)(p)
@@ -420,6 +421,7 @@ def fit(model, params, optimizer, loss, x=None, y=None, *, state=None, data=None
                 key_data), i)))(jnp.arange(n_members))
         step0 = jnp.zeros((n_members,) if n_members else (), jnp.int32)
         ts = TrainState(p, s, opt_state, step0, member_keys)
+    np_rng = np.random.default_rng(seed)
     ts = place.state(_copy(ts), like=ts)
     ts_sharding = jax.tree_util.tree_map(lambda a: a.sharding, ts)
 
