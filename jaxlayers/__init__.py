@@ -18,3 +18,11 @@ from .layers.merging import (Add, Average, Concatenate, Dot, Maximum, Minimum, M
 from .plot import plot_model
 
 __version__ = "0.1.0"
+
+# training loop, checkpoints, transfer learning, Keras import (issue 7)
+from . import io, training
+from .training import callbacks, losses, metrics
+from .training import (EarlyStopping, Ensemble, History, LambdaCallback, ModelCheckpoint,
+                       TrainState, ensemble, evaluate, fit, freeze, inference, predict, take,
+                       trainable_mask)
+from .io import Checkpoint, CheckpointError, from_keras, load, save

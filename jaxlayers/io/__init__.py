@@ -1,0 +1,3 @@
+"""Saving and loading: safetensors checkpoints and Keras weight import."""
+from .checkpoint import Checkpoint, CheckpointError, load, save
+from .keras_import import CONVERTERS, KerasImportError, from_keras, keras_weights

@@ -1,0 +1,263 @@
+"""`save` / `load`: params, state and optimizer state in one safetensors file.
+
+Why safetensors: a small, widely used, well-kept format (Hugging Face) that stores raw
+little-endian tensors after a JSON header, with no code execution on load (unlike
+pickle), readable from numpy, PyTorch, JAX and Rust. Each leaf is stored under a name
+that mirrors its place in the tree, e.g. ``params/0/kernel`` or ``opt_state/0/mu/2/bias``.
+
+On top of the format this module adds what training needs:
+- atomic writes: the file is written to a temporary file in the same directory, flushed
+  and fsynced, then moved over the target with `os.replace` (a crash mid-write leaves the
+  old file intact);
+- a SHA-256 checksum of the tensor bytes and the tree layout in the header, so a truncated
+  or corrupted file raises `CheckpointError` instead of loading garbage;
+- ``load(path, like=tree)`` checks the stored tree against `like` and names every path
+  whose presence, shape or dtype differs.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+FORMAT = "jaxlayers-checkpoint/1"
+_SECTIONS = ("params", "state", "opt_state")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read or does not fit the model it is loaded into."""
+
+
+class Checkpoint(NamedTuple):
+    """What `load` returns: ``params, state, opt_state, metadata = jl.load(path)``."""
+
+    params: Any
+    state: Any
+    opt_state: Any
+    metadata: dict
+
+
+# --------------------------------------------------------------------------- tree <-> flat
+
+
+def _key_str(entry):
+    for attr in ("key", "idx", "name"):
+        if hasattr(entry, attr):
+            return str(getattr(entry, attr)).replace("~", "~0").replace("/", "~1")
+    return str(entry)
+
+
+def _skeleton(tree):
+    """A JSON description of the containers of `tree` (dicts, tuples/lists, None, leaves)."""
+    if isinstance(tree, dict):
+        return {"dict": {str(k): _skeleton(tree[k]) for k in sorted(tree)}}
+    if isinstance(tree, tuple) and hasattr(tree, "_fields"):
+        return {"tuple": [_skeleton(v) for v in tree], "fields": list(tree._fields)}
+    if isinstance(tree, (tuple, list)):
+        return {"tuple": [_skeleton(v) for v in tree]}
+    if tree is None:
+        return None
+    if jax.tree_util.all_leaves([tree]):
+        return "leaf"
+    return {"tuple": [_skeleton(c) for _, c in
+                      jax.tree_util.tree_flatten(tree, is_leaf=lambda n: n is not tree)[0]]}
+
+
+def _rebuild(skel, leaves):
+    if skel == "leaf":
+        return next(leaves)
+    if skel is None:
+        return None
+    if "dict" in skel:
+        return {k: _rebuild(v, leaves) for k, v in skel["dict"].items()}
+    return tuple(_rebuild(v, leaves) for v in skel["tuple"])
+
+
+def _flatten(section, tree):
+    """``{name: np.ndarray}`` in tree order, with typed PRNG keys stored as key data."""
+    out = {}
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        name = "/".join([section] + [_key_str(p) for p in path])
+        if isinstance(leaf, jax.Array) and jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+            leaf = jax.random.key_data(leaf)
+        out[name] = np.asarray(jax.device_get(leaf))
+    return out
+
+
+def _encode(a: np.ndarray):
+    """safetensors has no numpy bfloat16 / float8: store those bit patterns as uint."""
+    name = a.dtype.name
+    if name in ("bfloat16", "float16") or name.startswith("float8"):
+        if name != "float16":
+            a = a.view(np.uint16 if a.dtype.itemsize == 2 else np.uint8)
+    return np.ascontiguousarray(a), name
+
+
+def _decode(a: np.ndarray, dtype: str, shape):
+    if a.dtype.name != dtype:
+        a = a.view(jnp.dtype(dtype))
+    return a.reshape(shape)
+
+
+def _digest(tensors, header):
+    h = hashlib.sha256(json.dumps(header, sort_keys=True).encode())
+    for name in sorted(tensors):
+        h.update(name.encode())
+        h.update(tensors[name].tobytes())
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------- save / load
+
+
+def _safetensors():
+    try:
+        import safetensors.numpy  # noqa: F401
+    except ImportError:
+        raise ImportError("jl.save / jl.load need the safetensors package: "
+                          "pip install 'jaxlayers[checkpoint]'") from None
+
+
+def save(path, params, state=None, opt_state=None, metadata=None) -> str:
+    """Write `params` (and `state`, `opt_state`, JSON-able `metadata`) to `path` atomically.
+
+    Returns the path. Raises TypeError when `metadata` is not JSON-serialisable.
+    """
+    _safetensors()
+    from safetensors.numpy import save as st_save
+    path = os.fspath(path)
+    tensors, dtypes, shapes, skeletons = {}, {}, {}, {}
+    for section, tree in zip(_SECTIONS, (params, state, opt_state)):
+        skeletons[section] = _skeleton(tree)
+        for name, arr in _flatten(section, tree).items():
+            tensors[name], dtypes[name] = _encode(arr)
+            shapes[name] = list(arr.shape)
+    header = {"format": FORMAT, "skeletons": skeletons, "dtypes": dtypes, "shapes": shapes,
+              "metadata": metadata or {}}
+    try:
+        header_json = json.dumps(header)
+    except TypeError as e:
+        raise TypeError(f"save: metadata must be JSON-serialisable ({e})") from None
+    meta = {"jaxlayers": header_json, "sha256": _digest(tensors, header)}
+    blob = st_save(tensors, metadata=meta)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(blob)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
+
+
+def _read(path):
+    _safetensors()
+    from safetensors import safe_open
+    from safetensors.numpy import load as st_load
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"load: no checkpoint at {path!r}")
+    with open(path, "rb") as f:
+        blob = f.read()
+    try:
+        tensors = st_load(blob)
+        with safe_open(path, framework="numpy") as f:
+            meta = f.metadata() or {}
+        header = json.loads(meta["jaxlayers"])
+        digest = meta["sha256"]
+    except Exception as e:  # the library's errors for a bad header / short file vary
+        raise CheckpointError(f"load: {path!r} is truncated or corrupted, or not a jaxlayers "
+                              f"checkpoint ({type(e).__name__}: {e})") from None
+    if header.get("format") != FORMAT:
+        raise CheckpointError(f"load: {path!r} has format {header.get('format')!r}, expected "
+                              f"{FORMAT!r}")
+    if _digest(tensors, header) != digest:
+        raise CheckpointError(f"load: {path!r} is corrupted: its SHA-256 checksum does not "
+                              f"match the stored one")
+    return tensors, header
+
+
+def _restore(section, tensors, header):
+    skel = header["skeletons"][section]
+    names = [n for n in tensors if n.split("/", 1)[0] == section]
+    order = {n: i for i, n in enumerate(header["dtypes"])}
+    names.sort(key=order.__getitem__)
+    leaves = iter(_decode(tensors[n], header["dtypes"][n], header["shapes"][n]) for n in names)
+    return _rebuild(skel, leaves), names
+
+
+def _check_like(path, section, like, tensors, header):
+    """The stored leaves placed into `like`'s structure, or a CheckpointError listing
+    every path that is missing, unexpected, or of another shape or dtype."""
+    expected = _flatten(section, like) if like is not None else {}
+    stored = {n: _decode(t, header["dtypes"][n], header["shapes"][n]) for n, t in tensors.items()
+              if n.split("/", 1)[0] == section}
+    problems = []
+    for name, ref in expected.items():
+        if name not in stored:
+            problems.append(f"{name}: missing from the file (expected {ref.dtype.name}"
+                            f"{list(ref.shape)})")
+        elif stored[name].shape != ref.shape or stored[name].dtype != ref.dtype:
+            problems.append(f"{name}: file has {stored[name].dtype.name}"
+                            f"{list(stored[name].shape)}, model expects {ref.dtype.name}"
+                            f"{list(ref.shape)}")
+    for name in stored:
+        if name not in expected:
+            problems.append(f"{name}: in the file but not in the model "
+                            f"({stored[name].dtype.name}{list(stored[name].shape)})")
+    return problems, stored, expected
+
+
+def load(path, like=None) -> Checkpoint:
+    """Read a checkpoint written by `save`; returns ``Checkpoint(params, state, opt_state,
+    metadata)`` with numpy leaves.
+
+    Without `like`, containers are rebuilt as dicts and tuples (optax's named-tuple states
+    come back as plain tuples). With `like` -- a params tree, or a `TrainState` /
+    `Checkpoint` giving params, state and opt_state (e.g. from ``init`` and
+    ``optimizer.init``; a section that is None there is rebuilt as without `like`) -- the
+    leaves are put into exactly those structures (typed PRNG keys re-wrapped), and every path whose presence, shape or dtype differs is listed in one
+    `CheckpointError`. A truncated or corrupted file raises `CheckpointError`.
+    """
+    tensors, header = _read(path)
+    metadata = header.get("metadata", {})
+    if like is None:
+        trees = [_restore(s, tensors, header)[0] for s in _SECTIONS]
+        return Checkpoint(*trees, metadata)
+    if isinstance(like, Checkpoint) or all(hasattr(like, a) for a in _SECTIONS):
+        likes = (like.params, like.state, like.opt_state)
+    else:
+        likes = (like, None, None)
+    problems, out = [], []
+    for section, ref in zip(_SECTIONS, likes):
+        if ref is None:
+            out.append(_restore(section, tensors, header)[0])
+            continue
+        probs, stored, _ = _check_like(path, section, ref, tensors, header)
+        problems += probs
+        if not probs:
+            paths, treedef = jax.tree_util.tree_flatten_with_path(ref)
+            leaves = []
+            for p, leaf in paths:
+                arr = stored["/".join([section] + [_key_str(k) for k in p])]
+                if isinstance(leaf, jax.Array) and jnp.issubdtype(leaf.dtype,
+                                                                  jax.dtypes.prng_key):
+                    arr = jax.random.wrap_key_data(arr, impl=jax.random.key_impl(leaf))
+                leaves.append(arr)
+            out.append(jax.tree_util.tree_unflatten(treedef, leaves))
+    if problems:
+        raise CheckpointError(f"load: {os.fspath(path)!r} does not fit the given structure "
+                              f"({len(problems)} mismatching paths):\n  " + "\n  ".join(problems))
+    return Checkpoint(*out, metadata)

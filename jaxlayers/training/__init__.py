@@ -1,0 +1,7 @@
+"""Training: losses, metrics, the fit / evaluate / predict loop, callbacks, ensembles,
+transfer learning."""
+from . import callbacks, losses, metrics
+from .callbacks import EarlyStopping, LambdaCallback, ModelCheckpoint
+from .ensemble import Ensemble, ensemble
+from .loop import History, TrainState, evaluate, fit, predict
+from .transfer import freeze, inference, take, trainable_mask

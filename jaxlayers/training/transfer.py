@@ -1,0 +1,80 @@
+"""Transfer learning: freeze part of the params, run part of a model in inference mode,
+and cut the first layers of a `serial` model out as a feature extractor."""
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import optax
+
+from ..core import Layer, as_layer
+from ..combinators import serial
+
+
+def trainable_mask(params, frozen):
+    """A tree of bools shaped like `params`: True where a leaf is trained.
+
+    `frozen` is a prefix tree of bools over `params` (``(True, True, False)`` freezes the
+    first two children of a serial model; a leaf ``True`` freezes everything under it), or
+    a function ``(path, leaf) -> bool`` (True = frozen) over `jax.tree_util` key paths.
+    """
+    if callable(frozen):
+        return jax.tree_util.tree_map_with_path(lambda p, leaf: not bool(frozen(p, leaf)),
+                                                params)
+    try:
+        return jax.tree_util.tree_map(
+            lambda f, sub: jax.tree_util.tree_map(lambda _: not bool(f), sub), frozen, params)
+    except ValueError as e:
+        raise ValueError(f"freeze: the frozen mask must be a prefix of the params tree "
+                         f"({e})") from None
+
+
+def freeze(optimizer, frozen) -> optax.GradientTransformation:
+    """`optimizer` with the params selected by `frozen` left exactly as they are.
+
+    Frozen leaves get ``optax.set_to_zero()`` through ``optax.multi_transform``, so their
+    updates are zero *after* the whole optimizer chain: no gradient step, no weight decay
+    (adamw), no momentum, and no optimizer state is kept for them. (``optax.masked`` alone
+    would pass the raw gradient through as the update, and decay terms outside the mask
+    would still apply.) `frozen` is as for `trainable_mask`.
+    """
+    def labels(params):
+        return jax.tree_util.tree_map(lambda t: "train" if t else "frozen",
+                                      trainable_mask(params, frozen))
+    return optax.multi_transform({"train": optimizer, "frozen": optax.set_to_zero()}, labels)
+
+
+def inference(layer) -> Layer:
+    """`layer` always applied with ``train=False`` (Dropout off, BatchNormalization on its
+    moving statistics and not updating them), whatever `fit` asks for. Use it around a
+    frozen body so its statistics stay as they were."""
+    layer = as_layer(layer)
+    inner = layer.apply
+
+    def apply(params, *args, rng=None, train=False):
+        return inner(params, *args, rng=None, train=False)
+
+    return dataclasses.replace(layer, apply=apply, name=f"inference({layer.name})",
+                               children=(layer,))
+
+
+def take(model, params, k, state=None):
+    """The first `k` layers of a `serial` model (or those selected by a slice) with their
+    params, as a new serial model: ``body, body_params = jl.take(model, params, -1)``.
+
+    Returns ``(layer, params)``, or ``(layer, params, state)`` when `state` is given.
+    """
+    model = as_layer(model)
+    if not model.children or not isinstance(params, tuple) or len(params) != len(
+            model.children):
+        raise ValueError(f"take: expected a serial model and its params tuple, got "
+                         f"{model.name} with params of type {type(params).__name__}")
+    sl = k if isinstance(k, slice) else slice(0, k)
+    layers = model.children[sl]
+    if not layers:
+        raise ValueError(f"take: {k!r} selects no layer of {model.name} "
+                         f"({len(model.children)} layers)")
+    sub = serial(*layers, name=model.name)
+    if state is None:
+        return sub, params[sl]
+    return sub, params[sl], state[sl]

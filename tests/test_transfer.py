@@ -1,0 +1,95 @@
+"""Transfer learning: freezing with optax (adamw: no step, no decay), inference mode,
+slicing a serial model and putting a new head on it."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import jaxlayers as jl
+
+R = np.random.default_rng(1)
+X = R.normal(size=(12, 4)).astype(np.float32)
+Y = R.integers(0, 3, 12)
+SCE = jl.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def base():
+    model = jl.serial(jl.Dense(8), jl.relu, jl.Dense(6), jl.relu, jl.Dense(3))
+    _, params = model.init(jax.random.key(0), (None, 4))
+    return model, params
+
+
+@pytest.mark.parametrize("frozen", [
+    (True, True, True, True, False),                               # prefix mask
+    lambda path, leaf: path[0].idx < 4,                            # predicate on key paths
+])
+def test_freeze_with_adamw_neither_steps_nor_decays(frozen):
+    model, params = base()
+    tx = jl.freeze(optax.adamw(0.05, weight_decay=0.5), frozen)
+    ts, _ = jl.fit(model, params, tx, SCE, X, Y, epochs=3, batch_size=4, verbose=0)
+    for i in (0, 2):
+        for k in ("kernel", "bias"):
+            np.testing.assert_array_equal(ts.params[i][k], params[i][k])
+    assert not np.allclose(ts.params[4]["kernel"], params[4]["kernel"])
+    assert not np.allclose(ts.params[4]["bias"], params[4]["bias"])
+
+
+def test_optax_masked_alone_does_not_freeze():
+    """Why `freeze` uses multi_transform + set_to_zero (DESIGN.md section 2)."""
+    model, params = base()
+    mask = jl.trainable_mask(params, (True, True, True, True, False))
+    tx = optax.masked(optax.adamw(0.05, weight_decay=0.5), mask)
+    ts, _ = jl.fit(model, params, tx, SCE, X, Y, epochs=1, batch_size=4, verbose=0)
+    assert not np.allclose(ts.params[0]["kernel"], params[0]["kernel"])
+
+
+def test_trainable_mask_and_errors():
+    _, params = base()
+    mask = jl.trainable_mask(params, (True, False, {"kernel": True, "bias": False}, False, False))
+    assert mask[0] == {"bias": False, "kernel": False}
+    assert mask[2] == {"bias": True, "kernel": False}
+    assert mask[4] == {"bias": True, "kernel": True}
+    with pytest.raises(ValueError, match="prefix of the params tree"):
+        jl.trainable_mask(params, (True, False))
+
+
+def test_inference_wrapper_ignores_train():
+    model = jl.serial(jl.Dense(8), jl.Dropout(0.9))
+    _, params = model.init(jax.random.key(0), (None, 4))
+    frozen_body = jl.inference(model)
+    y = frozen_body.apply(params, X, rng=jax.random.key(1), train=True)
+    np.testing.assert_allclose(y, model.apply(params, X), atol=0)
+    assert frozen_body.name.startswith("inference(")
+    # stateful layers keep their state untouched in train mode
+    sm = jl.inference(jl.Dense(3, activity_regularizer="l2"))
+    _, p, s = sm.init(jax.random.key(0), (None, 4))
+    _, s2 = sm.apply(p, s, X, train=True)
+    assert float(s2["activity_loss"]) == 0.0
+
+
+def test_take_first_layers_and_new_head():
+    model, params = base()
+    body, body_params = jl.take(model, params, 4)
+    assert len(body.children) == 4 and len(body_params) == 4
+    feats = body.apply(body_params, X)
+    h = np.maximum(X @ np.asarray(params[0]["kernel"]) + np.asarray(params[0]["bias"]), 0)
+    full_hidden = np.maximum(h @ np.asarray(params[2]["kernel"]) + np.asarray(params[2]["bias"]), 0)
+    np.testing.assert_allclose(feats, full_hidden, atol=1e-6)
+    head = jl.Dense(2)
+    new = jl.serial(jl.inference(body), head)
+    _, head_params = head.init(jax.random.key(5), (None, 6))
+    new_params = (body_params, head_params)
+    tx = jl.freeze(optax.adam(0.05), (True, False))
+    ts, hist = jl.fit(new, new_params, tx, SCE, X, Y % 2, epochs=3, verbose=0)
+    jax.tree_util.tree_map(np.testing.assert_array_equal, ts.params[0], body_params)
+    assert hist["loss"][-1] < hist["loss"][0]
+    # a slice, and with state
+    sm = jl.serial(jl.Dense(3, activity_regularizer="l2"), jl.relu, jl.Dense(2))
+    _, p, s = sm.init(jax.random.key(0), (None, 4))
+    sub, sp, ss = jl.take(sm, p, slice(0, 2), state=s)
+    assert sub.stateful and len(sp) == len(ss) == 2
+    with pytest.raises(ValueError, match="selects no layer"):
+        jl.take(model, params, 0)
+    with pytest.raises(ValueError, match="expected a serial model"):
+        jl.take(jl.Dense(3), {"kernel": 1}, 1)
