@@ -12,3 +12,14 @@ from .layers.core import (Activation, Dense, Dropout, Flatten, Identity, InputLa
 from .summary import summary
 
 __version__ = "0.1.0"
+
+# Stateful layers, regularization, advanced activations, regularizers and constraints (issue 5).
+from . import constraints, regularizers
+from .constraints import constrain_updates
+from .layers.activation import ELU, LeakyReLU, PReLU, ReLU, Softmax
+from .layers.normalization import (BatchNormalization, GroupNormalization, LayerNormalization,
+                                   RMSNormalization, UnitNormalization, inference)
+from .layers.regularization import (ActivityRegularization, AlphaDropout, GaussianDropout,
+                                    GaussianNoise, SpatialDropout1D, SpatialDropout2D,
+                                    SpatialDropout3D)
+from .regularizers import activity_loss
