@@ -6,6 +6,14 @@ import jaxlayers as jl
 from tests.cases import Case
 
 
+def _rand(mean):
+    # Random (not constant) initial weights, so stacked members with different keys differ.
+    return jl.initializers.RandomNormal(mean, 0.2)
+
+
+G = dict(gamma_initializer=_rand(1.0), beta_initializer=_rand(0.0))
+
+
 def _positive(key, shape):
     return jax.random.uniform(key, shape, jnp.float32, 0.5, 2.0)
 
@@ -13,11 +21,11 @@ def _positive(key, shape):
 CASES = [
     # Normalization. BatchNormalization in eval mode alone; in train mode inside a model
     # with a Dropout (train=True cases must need an rng).
-    Case("BatchNormalization-2d", lambda: jl.BatchNormalization(), (None, 4)),
-    Case("BatchNormalization-seq", lambda: jl.BatchNormalization(), (None, 3, 4)),
-    Case("BatchNormalization-image-channels_first", lambda: jl.BatchNormalization(axis=1),
+    Case("BatchNormalization-2d", lambda: jl.BatchNormalization(**G), (None, 4)),
+    Case("BatchNormalization-seq", lambda: jl.BatchNormalization(**G), (None, 3, 4)),
+    Case("BatchNormalization-image-channels_first", lambda: jl.BatchNormalization(axis=1, **G),
          (None, 3, 4, 2)),
-    Case("BatchNormalization-axes-list", lambda: jl.BatchNormalization(axis=[1, 3]),
+    Case("BatchNormalization-axes-list", lambda: jl.BatchNormalization(axis=[1, 3], **G),
          (None, 2, 3, 4)),
     Case("BatchNormalization-nocenter-noscale",
          lambda: jl.BatchNormalization(center=False, scale=False), (None, 4)),
@@ -25,21 +33,25 @@ CASES = [
          lambda: jl.serial(jl.Dense(4), jl.BatchNormalization(), jl.Dropout(0.25)), (None, 3),
          batch=6, train=True),
     Case("BatchNormalization-train-image",
-         lambda: jl.serial(jl.BatchNormalization(axis=1), jl.SpatialDropout2D(
+         lambda: jl.serial(jl.BatchNormalization(axis=1, **G), jl.SpatialDropout2D(
              0.2, data_format="channels_first")), (None, 2, 3, 3), train=True),
     Case("inference-bn-dropout",
-         lambda: jl.serial(jl.inference(jl.serial(jl.BatchNormalization(), jl.Dropout(0.5))),
+         lambda: jl.serial(jl.inference(jl.serial(jl.BatchNormalization(**G), jl.Dropout(0.5))),
                            jl.Dropout(0.2)), (None, 4), train=True),
     Case("inference-stateless", lambda: jl.inference(jl.serial(jl.Dense(3), jl.Dropout(0.5))),
          (None, 4)),
-    Case("LayerNormalization", lambda: jl.LayerNormalization(), (None, 3, 5)),
-    Case("LayerNormalization-axes", lambda: jl.LayerNormalization(axis=[-2, -1]), (None, 3, 4)),
-    Case("LayerNormalization-rms_scaling", lambda: jl.LayerNormalization(rms_scaling=True),
+    Case("LayerNormalization", lambda: jl.LayerNormalization(**G), (None, 3, 5)),
+    Case("LayerNormalization-axes", lambda: jl.LayerNormalization(axis=[-2, -1], **G),
+         (None, 3, 4)),
+    Case("LayerNormalization-rms_scaling", lambda: jl.LayerNormalization(rms_scaling=True, **G),
          (None, 6)),
-    Case("RMSNormalization", lambda: jl.RMSNormalization(), (None, 2, 6)),
-    Case("GroupNormalization", lambda: jl.GroupNormalization(2), (None, 3, 3, 4)),
+    # RMSNormalization's scale always starts at ones (no initializer argument in Keras): a
+    # Dense in front makes stacked members differ.
+    Case("RMSNormalization", lambda: jl.serial(jl.Dense(6), jl.RMSNormalization()),
+         (None, 2, 6)),
+    Case("GroupNormalization", lambda: jl.GroupNormalization(2, **G), (None, 3, 3, 4)),
     Case("GroupNormalization-channels_first-instance",
-         lambda: jl.GroupNormalization(-1, axis=1), (None, 3, 4)),
+         lambda: jl.GroupNormalization(-1, axis=1, **G), (None, 3, 4)),
     Case("UnitNormalization", lambda: jl.UnitNormalization(), (None, 5)),
     Case("UnitNormalization-axes", lambda: jl.UnitNormalization(axis=[1, 2]), (None, 2, 3)),
     # Regularization layers.
@@ -64,7 +76,7 @@ CASES = [
          (None, 5), make_input=lambda k, s: jax.random.uniform(k, s, jnp.float32, 0.3, 5.0)),
     Case("LeakyReLU", lambda: jl.LeakyReLU(), (None, 2, 5)),
     Case("ELU", lambda: jl.ELU(alpha=0.5), (None, 5)),
-    Case("PReLU", lambda: jl.PReLU(alpha_initializer="ones"), (None, 3, 4)),
+    Case("PReLU", lambda: jl.PReLU(alpha_initializer=_rand(0.3)), (None, 3, 4)),
     Case("PReLU-shared_axes", lambda: jl.PReLU(alpha_initializer=jl.initializers.RandomNormal(
         0.25, 0.1), shared_axes=[1, 2]), (None, 2, 3, 4)),
     Case("Softmax", lambda: jl.Softmax(), (None, 5)),
