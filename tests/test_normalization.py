@@ -143,7 +143,8 @@ def test_batchnorm_errors():
         jl.BatchNormalization(axis="channels")
     with pytest.raises(ValueError, match="BatchNormalization.*epsilon"):
         jl.BatchNormalization(epsilon=0)
-    with pytest.raises(jl.ShapeError, match=r"BatchNormalization.*axis 3 is out of range.*\(None, 4\)"):
+    with pytest.raises(jl.ShapeError,
+                       match=r"BatchNormalization.*axis 3 is out of range.*\(None, 4\)"):
         jl.BatchNormalization(axis=3).init(KEY, (None, 4))
     with pytest.raises(jl.ShapeError, match="BatchNormalization.*batch axis"):
         jl.BatchNormalization(axis=0).init(KEY, (None, 4))

@@ -144,7 +144,9 @@ def PReLU(alpha_initializer="zeros", alpha_regularizer=None, alpha_constraint=No
             raise ShapeError(f"expected an input of shape (batch, ...) matching alpha "
                              f"{Shape(alpha.shape)!r} on its non-shared axes, received "
                              f"{Shape(x.shape)!r}", name)
-        alpha = alpha.astype(x.dtype)[None] if jnp.issubdtype(x.dtype, jnp.floating) else alpha[None]
+        if jnp.issubdtype(x.dtype, jnp.floating):
+            alpha = alpha.astype(x.dtype)
+        alpha = alpha[None]
         zero = jnp.zeros((), x.dtype)
         return jnp.maximum(x, zero) - alpha * jnp.maximum(-x, zero)
 
