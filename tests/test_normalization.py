@@ -361,3 +361,26 @@ def test_batchnorm_dropout_model_trains_and_inference_matches_keras():
         keras_logits = np.asarray(k.predict(x_test, verbose=0))
     np.testing.assert_allclose(logits, keras_logits, atol=1e-4)
     assert ours == pytest.approx(keras_acc, abs=1e-6)
+
+
+def test_freezing_recipe_from_the_docs():
+    backbone = jl.serial(jl.Dense(4), jl.BatchNormalization())
+    model = jl.serial(jl.inference(backbone), jl.Dense(2))
+    _, params, state = model.init(KEY, (None, 3))
+    tx = optax.multi_transform({"frozen": optax.set_to_zero(), "train": optax.adam(1e-2)},
+                               ("frozen", "train"))
+    opt_state = tx.init(params)
+    x, y = rand(0, (8, 3)), np.arange(8) % 2
+
+    def loss_fn(p, s):
+        logits, s = model.apply(p, s, x, train=True)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean(), s
+
+    (_, new_state), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, state)
+    updates, _ = tx.update(grads, opt_state, params)
+    new = optax.apply_updates(params, updates)
+    for a, b in zip(jax.tree_util.tree_leaves(new[0]), jax.tree_util.tree_leaves(params[0])):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(jax.tree_util.tree_leaves(new_state), jax.tree_util.tree_leaves(state)):
+        np.testing.assert_array_equal(a, b)
+    assert not np.allclose(new[1]["kernel"], params[1]["kernel"])
