@@ -163,11 +163,13 @@ def test_batchnorm_errors():
 # --------------------------------------------------------------------------- state properties
 
 
-@settings(max_examples=15, deadline=None)
-@given(rank=st.integers(2, 4), channels=st.integers(1, 4), batch=st.integers(1, 5),
+@settings(max_examples=10, deadline=None)
+@given(rank=st.sampled_from([2, 4]), channels=st.sampled_from([1, 3]),
+       batch=st.sampled_from([1, 4]),
        momentum=st.floats(0.0, 1.0), seed=st.integers(0, 2 ** 16), channels_first=st.booleans())
 def test_eval_never_changes_state_and_modes_share_structure(rank, channels, batch, momentum,
                                                             seed, channels_first):
+    # (few distinct shapes, so the eager op cache keeps the test fast)
     axis = 1 if channels_first else -1
     shape = [batch] + [2] * (rank - 1)
     shape[axis] = channels

@@ -148,7 +148,7 @@ def test_zero_rate_needs_no_rng():
 # --------------------------------------------------------------------------- Dropout properties
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=12, deadline=None)
 @given(rate=st.floats(0.05, 0.9), seed=st.integers(0, 2 ** 16))
 def test_dropout_keeps_about_one_minus_rate_and_preserves_the_mean(rate, seed):
     x = jnp.full((200, 100), 2.0)
@@ -160,7 +160,7 @@ def test_dropout_keeps_about_one_minus_rate_and_preserves_the_mean(rate, seed):
     assert abs(y.mean() - 2.0) < 6 * sigma
 
 
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=6, deadline=None)
 @given(seed=st.integers(0, 2 ** 16),
        make=st.sampled_from([lambda: jl.Dropout(0.5), lambda: jl.SpatialDropout1D(0.5),
                              lambda: jl.GaussianDropout(0.5), lambda: jl.AlphaDropout(0.5),
