@@ -164,6 +164,7 @@ def test_batchnorm_errors():
 # --------------------------------------------------------------------------- state properties
 
 
+@pytest.mark.slow
 @settings(max_examples=10, deadline=None)
 @given(rank=st.sampled_from([2, 4]), channels=st.sampled_from([1, 3]),
        batch=st.sampled_from([1, 4]),
@@ -318,6 +319,7 @@ def _toy_data(n, seed):
     return x.astype(np.float32), y.astype(np.int32)
 
 
+@pytest.mark.slow
 def test_batchnorm_dropout_model_trains_and_inference_matches_keras():
     model = jl.serial(jl.Dense(16), jl.BatchNormalization(momentum=0.9), jl.relu, jl.Dropout(0.3),
                       jl.Dense(3, kernel_constraint=jl.constraints.MaxNorm(3.0)),

@@ -160,6 +160,7 @@ def test_dropout_keeps_about_one_minus_rate_and_preserves_the_mean(rate, seed):
     assert abs(y.mean() - 2.0) < 6 * sigma
 
 
+@pytest.mark.slow
 @settings(max_examples=6, deadline=None)
 @given(seed=st.integers(0, 2 ** 16),
        make=st.sampled_from([lambda: jl.Dropout(0.5), lambda: jl.SpatialDropout1D(0.5),
