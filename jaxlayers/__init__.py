@@ -6,7 +6,7 @@ from .activations import (celu, elu, exponential, gelu, glu, hard_shrink, hard_s
                           softmax, softplus, softsign, sparse_plus, sparse_sigmoid, sparsemax,
                           squareplus, swish, tanh, tanh_shrink)
 from .combinators import FanInConcat, FanInSum, FanOut, branch, parallel, residual, serial
-from .core import Layer, Shape, ShapeError, as_layer, with_state
+from .core import Layer, Shape, ShapeError, as_layer, inference, with_state
 from .layers.core import (Activation, Dense, Dropout, Flatten, Identity, InputLayer, Lambda,
                           Permute, RepeatVector, Reshape)
 from .summary import summary
@@ -23,6 +23,16 @@ __version__ = "0.1.0"
 from . import io, training
 from .training import callbacks, losses, metrics
 from .training import (EarlyStopping, Ensemble, History, LambdaCallback, ModelCheckpoint,
-                       TrainState, ensemble, evaluate, fit, freeze, inference, predict, take,
+                       TrainState, ensemble, evaluate, fit, freeze, predict, take,
                        trainable_mask)
 from .io import Checkpoint, CheckpointError, from_keras, load, save
+# Stateful layers, regularization, advanced activations, regularizers and constraints (issue 5).
+from . import constraints, regularizers
+from .constraints import constrain_updates
+from .layers.activation import ELU, LeakyReLU, PReLU, ReLU, Softmax
+from .layers.normalization import (BatchNormalization, GroupNormalization, LayerNormalization,
+                                   RMSNormalization, UnitNormalization)
+from .layers.regularization import (ActivityRegularization, AlphaDropout, GaussianDropout,
+                                    GaussianNoise, SpatialDropout1D, SpatialDropout2D,
+                                    SpatialDropout3D)
+from .regularizers import activity_loss

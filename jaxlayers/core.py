@@ -296,6 +296,24 @@ def with_state(layer) -> Layer:
     return dataclasses.replace(layer, init=init_s, apply=apply_s, stateful=True)
 
 
+def inference(layer) -> Layer:
+    """`layer` (a layer or a whole sub-model) always applied as with ``train=False``.
+
+    Its Dropout layers stop dropping and its BatchNormalization layers normalise with
+    their moving statistics and stop updating them, whatever the caller passes: use it
+    around a frozen backbone when fine-tuning (freeze its params in the optimizer too).
+    Params, state structure, `penalty` and `constrain` are the layer's own.
+    """
+    inner = as_layer(layer)
+    apply_inner = inner.apply
+
+    def apply(*args, rng=None, train=False, **kwargs):
+        return apply_inner(*args, rng=None, train=False, **kwargs)
+
+    return dataclasses.replace(inner, apply=apply, name=f"inference({inner.name})",
+                               children=(inner,))
+
+
 def stateful_init(layer: Layer, key, input_shape):
     """``(output_shape, params, state)`` from any layer (state ``()`` if it has none)."""
     if layer.stateful:

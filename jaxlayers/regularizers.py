@@ -2,14 +2,26 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
+import jax
 import jax.numpy as jnp
+
+
+def _check_factor(who, name, value):
+    """Keras' rule: a factor is a finite non-negative float (ValueError naming `who`)."""
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or math.isinf(value)
+            or math.isnan(value) or value < 0):
+        raise ValueError(f"{who}: {name} must be a non-negative float, got {value!r}")
 
 
 @dataclasses.dataclass(frozen=True)
 class L1:
     """``l1 * sum(|x|)``."""
     l1: float = 0.01
+
+    def __post_init__(self):
+        _check_factor("L1", "l1", self.l1)
 
     def __call__(self, x):
         return self.l1 * jnp.sum(jnp.abs(x))
@@ -20,6 +32,9 @@ class L2:
     """``l2 * sum(x ** 2)``."""
     l2: float = 0.01
 
+    def __post_init__(self):
+        _check_factor("L2", "l2", self.l2)
+
     def __call__(self, x):
         return self.l2 * jnp.sum(jnp.square(x))
 
@@ -29,6 +44,13 @@ class L1L2:
     """``l1 * sum(|x|) + l2 * sum(x ** 2)``."""
     l1: float = 0.0
     l2: float = 0.0
+
+    def __post_init__(self):
+        # Keras reads None as 0.0.
+        object.__setattr__(self, "l1", 0.0 if self.l1 is None else self.l1)
+        object.__setattr__(self, "l2", 0.0 if self.l2 is None else self.l2)
+        _check_factor("L1L2", "l1", self.l1)
+        _check_factor("L1L2", "l2", self.l2)
 
     def __call__(self, x):
         return self.l1 * jnp.sum(jnp.abs(x)) + self.l2 * jnp.sum(jnp.square(x))
@@ -42,6 +64,7 @@ class OrthogonalRegularizer:
     mode: str = "rows"
 
     def __post_init__(self):
+        _check_factor("OrthogonalRegularizer", "factor", self.factor)
         if self.mode not in ("rows", "columns"):
             raise ValueError(f"OrthogonalRegularizer: mode must be 'rows' or 'columns', "
                              f"got {self.mode!r}")
@@ -51,7 +74,10 @@ class OrthogonalRegularizer:
             raise ValueError(f"OrthogonalRegularizer: expected a rank-2 weight, received "
                              f"shape {x.shape}")
         axis = 1 if self.mode == "rows" else 0
-        x = x / jnp.sqrt(jnp.maximum(jnp.sum(jnp.square(x), axis=axis, keepdims=True), 1e-12))
+        # Keras: x * min(rsqrt(sum x^2), 1 / 1e-7); the same value, with finite gradients
+        # for an all-zero row.
+        x = x * jax.lax.rsqrt(jnp.maximum(jnp.sum(jnp.square(x), axis=axis, keepdims=True),
+                                          1e-14))
         product = x @ x.T if self.mode == "rows" else x.T @ x
         size = product.shape[0]
         off_diagonal = product * (1.0 - jnp.eye(size, dtype=x.dtype))
@@ -83,7 +109,9 @@ def with_activity_regularizer(layer, regularizer):
 
     The result is stateful; its state is ``{"layer": inner_state, "activity_loss": ()}``
     where ``activity_loss`` is ``regularizer(y) / batch_size`` from the last
-    ``train=True`` call (eval leaves it unchanged). `activity_loss(state)` sums them.
+    ``train=True`` call (eval leaves it unchanged), summed over the outputs when the
+    layer returns several (Keras' rule; a scalar output is not divided, an empty batch
+    gives 0). `activity_loss(state)` sums them over a whole model.
     Returns `layer` unchanged when `regularizer` is None.
     """
     from .core import as_layer, with_state
@@ -101,15 +129,23 @@ def with_activity_regularizer(layer, regularizer):
         y, inner_state = inner.apply(params, state["layer"], x, rng=rng, train=train)
         loss = state["activity_loss"]
         if train:
-            loss = (reg(y) / y.shape[0]).astype(jnp.float32)
+            loss = jnp.zeros((), jnp.float32)
+            for out in jax.tree_util.tree_leaves(y):
+                term = jnp.asarray(reg(out), jnp.float32)
+                if out.ndim > 0:
+                    term = term / out.shape[0] if out.shape[0] else jnp.zeros_like(term)
+                loss = loss + term
         return y, {"layer": inner_state, "activity_loss": loss}
 
     return dataclasses.replace(inner, init=init, apply=apply, stateful=True)
 
 
 def activity_loss(state):
-    """The sum of every activity regularizer's loss found in a model's `state` (0.0 if none)."""
-    import jax
+    """The sum of every activity regularizer's loss found in a model's `state` (0.0 if none).
+
+    Add it to the loss inside the training step, after the ``train=True`` forward pass:
+    ``loss = data_loss + model.penalty(params) + jl.activity_loss(new_state)``.
+    """
     total = 0.0
     for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]:
         if path and getattr(path[-1], "key", None) == "activity_loss":

@@ -4,4 +4,4 @@ from . import callbacks, losses, metrics
 from .callbacks import EarlyStopping, LambdaCallback, ModelCheckpoint
 from .ensemble import Ensemble, ensemble
 from .loop import History, TrainState, evaluate, fit, predict
-from .transfer import freeze, inference, take, trainable_mask
+from .transfer import freeze, take, trainable_mask

@@ -2,7 +2,6 @@
 and cut the first layers of a `serial` model out as a feature extractor."""
 from __future__ import annotations
 
-import dataclasses
 
 import jax
 import optax
@@ -42,20 +41,6 @@ def freeze(optimizer, frozen) -> optax.GradientTransformation:
         return jax.tree_util.tree_map(lambda t: "train" if t else "frozen",
                                       trainable_mask(params, frozen))
     return optax.multi_transform({"train": optimizer, "frozen": optax.set_to_zero()}, labels)
-
-
-def inference(layer) -> Layer:
-    """`layer` always applied with ``train=False`` (Dropout off, BatchNormalization on its
-    moving statistics and not updating them), whatever `fit` asks for. Use it around a
-    frozen body so its statistics stay as they were."""
-    layer = as_layer(layer)
-    inner = layer.apply
-
-    def apply(params, *args, rng=None, train=False):
-        return inner(params, *args, rng=None, train=False)
-
-    return dataclasses.replace(layer, apply=apply, name=f"inference({layer.name})",
-                               children=(layer,))
 
 
 def take(model, params, k, state=None):

@@ -1,0 +1,206 @@
+"""Regularization layers: SpatialDropout1D/2D/3D, GaussianNoise, GaussianDropout, AlphaDropout,
+ActivityRegularization (`Dropout` itself lives in `layers.core`).
+
+Every random layer acts only with ``train=True`` and then needs an ``rng`` key (a
+ValueError naming the layer otherwise); with ``train=False``, or a rate of 0, it returns
+its input and needs no key. Combinators give each child its own key (``fold_in``), so two
+layers under the same parent key draw different noise. `seed` arguments are accepted for
+Keras compatibility and ignored: randomness comes from the key.
+"""
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+
+from ..core import Layer, Shape, ShapeError, as_shape, check_rank, describe
+from ..regularizers import L1L2, with_activity_regularizer
+
+
+def _check_rate(layer, what, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ValueError(f"{layer}: {what} must be a float in [0, 1], got {value!r}")
+
+
+def _need_rng(name, rng):
+    if rng is None:
+        raise ValueError(f"{name}: apply(..., train=True) needs an rng key, e.g. "
+                         f"apply(params, x, rng=jax.random.key(0), train=True)")
+
+
+def _spatial_dropout(kind, rate, rank, data_format):
+    """Dropout of whole feature maps: one mask value per (example, channel)."""
+    _check_rate(kind, "rate", rate)
+    if data_format not in ("channels_last", "channels_first"):
+        raise ValueError(f"{kind}: data_format must be 'channels_last' or 'channels_first', "
+                         f"got {data_format!r}")
+    name = describe(kind, rate, **({"data_format": data_format}
+                                   if data_format != "channels_last" else {}))
+    channel = 1 if data_format == "channels_first" else rank - 1
+
+    def init(key, input_shape):
+        shape = as_shape(input_shape)
+        check_rank(name, shape, rank=rank)
+        return shape, ()
+
+    def apply(params, x, *, rng=None, train=False):
+        if x.ndim != rank:
+            raise ShapeError(f"expected a rank-{rank} input (batch first), received "
+                             f"{Shape(x.shape)!r}", name)
+        if not train or rate == 0:
+            return x
+        _need_rng(name, rng)
+        if rate == 1:
+            return jnp.zeros_like(x)
+        noise_shape = tuple(d if i in (0, channel) else 1 for i, d in enumerate(x.shape))
+        keep = jax.random.bernoulli(rng, 1.0 - rate, noise_shape)
+        return jnp.where(keep, x / jnp.asarray(1.0 - rate, x.dtype), jnp.zeros((), x.dtype))
+
+    return Layer(init, apply, name=name)
+
+
+def SpatialDropout1D(rate: float, seed=None) -> Layer:
+    """Drop whole channels of a sequence (same mask along time), scaling the rest by 1/(1-rate).
+
+    Input shape: ``(batch, steps, channels)``. Output shape: the same.
+    """
+    return _spatial_dropout("SpatialDropout1D", rate, 3, "channels_last")
+
+
+def SpatialDropout2D(rate: float, data_format: str = "channels_last", seed=None) -> Layer:
+    """Drop whole 2-D feature maps (same mask over rows and columns), scaling by 1/(1-rate).
+
+    Input shape: ``(batch, rows, cols, channels)`` (channels_last) or ``(batch, channels,
+    rows, cols)`` (channels_first). Output shape: the same.
+    """
+    return _spatial_dropout("SpatialDropout2D", rate, 4, data_format)
+
+
+def SpatialDropout3D(rate: float, data_format: str = "channels_last", seed=None) -> Layer:
+    """Drop whole 3-D feature maps, scaling the rest by 1/(1-rate).
+
+    Input shape: ``(batch, d1, d2, d3, channels)`` (channels_last) or ``(batch, channels, d1,
+    d2, d3)`` (channels_first). Output shape: the same.
+    """
+    return _spatial_dropout("SpatialDropout3D", rate, 5, data_format)
+
+
+def _elementwise(name, transform, active):
+    """A parameter-free random layer ``x -> transform(rng, x)`` in training when `active`."""
+    def init(key, input_shape):
+        return as_shape(input_shape), ()
+
+    def apply(params, x, *, rng=None, train=False):
+        if not train or not active:
+            return x
+        _need_rng(name, rng)
+        return transform(rng, x)
+
+    return Layer(init, apply, name=name)
+
+
+def GaussianNoise(stddev: float, seed=None) -> Layer:
+    """Add zero-mean Gaussian noise of standard deviation `stddev` (in [0, 1], as Keras) in
+    training.
+
+    Input shape: any. Output shape: the same.
+    """
+    _check_rate("GaussianNoise", "stddev", stddev)
+    name = describe("GaussianNoise", stddev)
+
+    def noise(rng, x):
+        return x + jax.random.normal(rng, x.shape, x.dtype) * jnp.asarray(stddev, x.dtype)
+
+    return _elementwise(name, noise, stddev > 0)
+
+
+def GaussianDropout(rate: float, seed=None) -> Layer:
+    """Multiply by Gaussian noise of mean 1 and standard deviation ``sqrt(rate / (1 - rate))``
+    in training.
+
+    Input shape: any. Output shape: the same.
+    """
+    _check_rate("GaussianDropout", "rate", rate)
+    if rate == 1:
+        raise ValueError("GaussianDropout: rate must be < 1 (the noise's standard deviation "
+                         "sqrt(rate / (1 - rate)) is infinite at 1), got 1")
+    name = describe("GaussianDropout", rate)
+    stddev = math.sqrt(rate / (1.0 - rate))
+
+    def noise(rng, x):
+        return x * (1.0 + jax.random.normal(rng, x.shape, x.dtype) * jnp.asarray(stddev, x.dtype))
+
+    return _elementwise(name, noise, rate > 0)
+
+
+_SELU_ALPHA = 1.6732632423543772
+_SELU_SCALE = 1.0507009873554805
+
+
+def AlphaDropout(rate: float, noise_shape=None, seed=None) -> Layer:
+    """Dropout for self-normalizing (SELU) networks: keeps the mean and variance of its inputs.
+
+    In training, dropped units are set to SELU's negative saturation ``-alpha * scale``, then
+    everything is mapped by ``a * x + b`` with Keras' ``a = ((1 - rate) * (1 + rate *
+    alpha_p**2)) ** -0.5`` and ``b = -a * alpha_p * rate``. `noise_shape` (with the batch axis,
+    None entries taking the input's size) shares the mask along axes where it is 1.
+
+    Input shape: any. Output shape: the same.
+    """
+    _check_rate("AlphaDropout", "rate", rate)
+    name = describe("AlphaDropout", rate)
+    alpha_p = -_SELU_ALPHA * _SELU_SCALE
+    if noise_shape is not None:
+        noise_shape = tuple(noise_shape)
+
+    def init(key, input_shape):
+        shape = as_shape(input_shape)
+        if noise_shape is not None:
+            check_rank(name, shape, rank=len(noise_shape))
+        return shape, ()
+
+    def apply(params, x, *, rng=None, train=False):
+        if not train or rate == 0:
+            return x
+        _need_rng(name, rng)
+        shape = x.shape
+        if noise_shape is not None:
+            if len(noise_shape) != x.ndim:
+                raise ShapeError(f"noise_shape {noise_shape!r} does not match input shape "
+                                 f"{Shape(x.shape)!r}", name)
+            shape = tuple(s if d is None else d for d, s in zip(noise_shape, x.shape))
+        kept = (jax.random.uniform(rng, shape) >= rate).astype(x.dtype)
+        a = ((1 - rate) * (1 + rate * alpha_p ** 2)) ** -0.5
+        b = -a * alpha_p * rate
+        y = x * kept + alpha_p * (1 - kept)
+        return (a * y + b).astype(x.dtype)
+
+    return Layer(init, apply, name=name)
+
+
+def ActivityRegularization(l1: float = 0.0, l2: float = 0.0) -> Layer:
+    """Return the input unchanged and report ``L1L2(l1, l2)(x) / batch_size`` as an activity
+    loss.
+
+    Stateful: its state is ``{"layer": (), "activity_loss": scalar}``, updated by
+    ``train=True`` calls; `jl.activity_loss(state)` collects it for the training loss.
+
+    Input shape: any (batch first). Output shape: the same.
+    """
+    try:
+        reg = L1L2(l1=l1, l2=l2)
+    except ValueError as e:
+        raise ValueError(f"ActivityRegularization: {e}") from None
+    name = describe("ActivityRegularization", **({"l1": l1} if l1 else {}),
+                    **({"l2": l2} if l2 else {}))
+
+    def init(key, input_shape):
+        shape = as_shape(input_shape)
+        check_rank(name, shape, min_rank=1)
+        return shape, ()
+
+    def apply(params, x, *, rng=None, train=False):
+        return x
+
+    return with_activity_regularizer(Layer(init, apply, name=name), reg)
