@@ -11,4 +11,19 @@ from .layers.core import (Activation, Dense, Dropout, Flatten, Identity, InputLa
                           Permute, RepeatVector, Reshape)
 from .summary import summary
 
+# Convolution, pooling and spatial reshaping (issue 3).
+from .layers.conv import (Conv1D, Conv1DTranspose, Conv2D, Conv2DTranspose, Conv3D,
+                          Conv3DTranspose, Convolution1D, Convolution1DTranspose, Convolution2D,
+                          Convolution2DTranspose, Convolution3D, Convolution3DTranspose,
+                          DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D, SeparableConv2D,
+                          SeparableConvolution1D, SeparableConvolution2D)
+from .layers.pooling import (AveragePooling1D, AveragePooling2D, AveragePooling3D, AvgPool1D,
+                             AvgPool2D, AvgPool3D, GlobalAveragePooling1D, GlobalAveragePooling2D,
+                             GlobalAveragePooling3D, GlobalAvgPool1D, GlobalAvgPool2D,
+                             GlobalAvgPool3D, GlobalMaxPool1D, GlobalMaxPool2D, GlobalMaxPool3D,
+                             GlobalMaxPooling1D, GlobalMaxPooling2D, GlobalMaxPooling3D, MaxPool1D,
+                             MaxPool2D, MaxPool3D, MaxPooling1D, MaxPooling2D, MaxPooling3D)
+from .layers.reshaping import (Cropping1D, Cropping2D, Cropping3D, UpSampling1D, UpSampling2D,
+                               UpSampling3D, ZeroPadding1D, ZeroPadding2D, ZeroPadding3D)
+
 __version__ = "0.1.0"
