@@ -1,5 +1,9 @@
 """Helpers shared by the conv / pooling / reshaping tests: run a Keras 3 layer (JAX backend)
-with given weights, next to the matching jaxlayers layer."""
+with given weights, next to the matching jaxlayers layer.
+
+Inputs and weights are made with numpy, and param shapes come from `jax.eval_shape`, so
+a reference test compiles little besides the two layers' own computations.
+"""
 import jax
 import numpy as np
 
@@ -13,9 +17,30 @@ def keras_apply(klayer, x, weights=()):
         return np.asarray(klayer(np.asarray(x)))
 
 
-def randomized(params, key=jax.random.key(7)):
-    """`params` with every array replaced by standard normal values (biases non-zero)."""
-    leaves, tree = jax.tree_util.tree_flatten(params)
-    keys = jax.random.split(key, max(len(leaves), 1))
-    return jax.tree_util.tree_unflatten(
-        tree, [jax.random.normal(k, l.shape, l.dtype) for k, l in zip(keys, leaves)])
+def normal(shape, seed=1):
+    """Standard normal float32 numpy values."""
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+def random_params(layer, input_shape, seed=7):
+    """``(output_shape, params)`` of `layer` for `input_shape`, the params standard normal
+    (so biases are non-zero), without running the initializers."""
+    out = jax.eval_shape(lambda k: layer.init(k, input_shape), jax.random.key(0))
+    out_shape, shapes = out[0], out[1]
+    rng = np.random.default_rng(seed)
+    params = jax.tree_util.tree_map(
+        lambda s: rng.standard_normal(s.shape).astype(np.float32), shapes)
+    return out_shape, params
+
+
+_INITIALIZERS = {"Depthwise": ("depthwise_initializer",),
+                 "Separable": ("depthwise_initializer", "pointwise_initializer")}
+
+
+def keras_layer(kind, **kwargs):
+    """``keras.layers.<kind>(**kwargs)`` with zeros initializers: the weights are copied in
+    anyway, and Keras' random initializers cost about a second of compilation each."""
+    import keras
+    names = next((v for k, v in _INITIALIZERS.items() if kind.startswith(k)),
+                 ("kernel_initializer",))
+    return getattr(keras.layers, kind)(**{n: "zeros" for n in names}, **kwargs)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import jaxlayers as jl
-from tests.keras_ref import keras_apply, randomized
+from tests.keras_ref import keras_apply, keras_layer, normal, random_params
 
 CF = "channels_first"
 KEY = jax.random.key(0)
@@ -15,9 +15,8 @@ KEY = jax.random.key(0)
 
 def check_against_keras(layer, klayer, input_shape, order=("kernel", "bias")):
     """Init `layer` for `input_shape`, randomize its params, compare with Keras' output."""
-    x = jax.random.normal(jax.random.key(1), input_shape, jnp.float32)
-    out_shape, params = layer.init(KEY, (None,) + tuple(input_shape[1:]))
-    params = randomized(params)
+    x = normal(input_shape)
+    out_shape, params = random_params(layer, (None,) + tuple(input_shape[1:]))
     y = layer.apply(params, x)
     ref = keras_apply(klayer, x, [params[k] for k in order if k in params])
     assert y.shape == ref.shape
@@ -52,7 +51,7 @@ CONV = [
 @pytest.mark.parametrize("rank,kwargs,shape", CONV, ids=lambda v: str(v))
 def test_conv_matches_keras(rank, kwargs, shape):
     kind = f"Conv{rank}D"
-    check_against_keras(getattr(jl, kind)(**kwargs), getattr(keras.layers, kind)(**kwargs), shape)
+    check_against_keras(getattr(jl, kind)(**kwargs), keras_layer(kind, **kwargs), shape)
 
 
 TRANSPOSE = [
@@ -83,7 +82,7 @@ TRANSPOSE = [
 @pytest.mark.parametrize("rank,kwargs,shape", TRANSPOSE, ids=lambda v: str(v))
 def test_conv_transpose_matches_keras(rank, kwargs, shape):
     kind = f"Conv{rank}DTranspose"
-    check_against_keras(getattr(jl, kind)(**kwargs), getattr(keras.layers, kind)(**kwargs), shape)
+    check_against_keras(getattr(jl, kind)(**kwargs), keras_layer(kind, **kwargs), shape)
 
 
 DEPTHWISE = [
@@ -100,7 +99,7 @@ DEPTHWISE = [
 @pytest.mark.parametrize("rank,kwargs,shape", DEPTHWISE, ids=lambda v: str(v))
 def test_depthwise_matches_keras(rank, kwargs, shape):
     kind = f"DepthwiseConv{rank}D"
-    check_against_keras(getattr(jl, kind)(**kwargs), getattr(keras.layers, kind)(**kwargs), shape)
+    check_against_keras(getattr(jl, kind)(**kwargs), keras_layer(kind, **kwargs), shape)
 
 
 SEPARABLE = [
@@ -119,7 +118,7 @@ SEPARABLE = [
 @pytest.mark.parametrize("rank,kwargs,shape", SEPARABLE, ids=lambda v: str(v))
 def test_separable_matches_keras(rank, kwargs, shape):
     kind = f"SeparableConv{rank}D"
-    check_against_keras(getattr(jl, kind)(**kwargs), getattr(keras.layers, kind)(**kwargs),
+    check_against_keras(getattr(jl, kind)(**kwargs), keras_layer(kind, **kwargs),
                         shape, order=("depthwise_kernel", "pointwise_kernel", "bias"))
 
 
@@ -127,23 +126,25 @@ def test_separable_matches_keras(rank, kwargs, shape):
 
 
 @pytest.mark.parametrize("make,kmake,shape,names", [
-    (lambda: jl.Conv2D(6, (3, 2), groups=2), lambda: keras.layers.Conv2D(6, (3, 2), groups=2),
+    (lambda: jl.Conv2D(6, (3, 2), groups=2), lambda: keras_layer("Conv2D", filters=6, kernel_size=(3, 2), groups=2),
      (5, 5, 4), ["kernel", "bias"]),
-    (lambda: jl.Conv1DTranspose(5, 3), lambda: keras.layers.Conv1DTranspose(5, 3), (5, 2),
+    (lambda: jl.Conv1DTranspose(5, 3), lambda: keras_layer("Conv1DTranspose", filters=5, kernel_size=3), (5, 2),
      ["kernel", "bias"]),
     (lambda: jl.DepthwiseConv2D(2, depth_multiplier=3),
-     lambda: keras.layers.DepthwiseConv2D(2, depth_multiplier=3), (4, 4, 2), ["kernel", "bias"]),
+     lambda: keras_layer("DepthwiseConv2D", kernel_size=2, depth_multiplier=3), (4, 4, 2), ["kernel", "bias"]),
     (lambda: jl.SeparableConv2D(5, 2, depth_multiplier=3),
-     lambda: keras.layers.SeparableConv2D(5, 2, depth_multiplier=3), (4, 4, 2),
+     lambda: keras_layer("SeparableConv2D", filters=5, kernel_size=2,
+                              depth_multiplier=3), (4, 4, 2),
      ["depthwise_kernel", "pointwise_kernel", "bias"]),
-    (lambda: jl.Conv3D(3, 2, data_format=CF), lambda: keras.layers.Conv3D(3, 2, data_format=CF),
+    (lambda: jl.Conv3D(3, 2, data_format=CF), lambda: keras_layer("Conv3D", filters=3, kernel_size=2,
+                                                                data_format=CF),
      (2, 3, 3, 3), ["kernel", "bias"]),
 ])
 def test_weight_layout_is_keras(make, kmake, shape, names):
-    _, params = make().init(KEY, (None,) + shape)
+    _, params = random_params(make(), (None,) + shape)
     klayer = kmake()
     klayer.build((None,) + shape)
-    assert list(params) == names
+    assert sorted(params) == sorted(names)
     assert [params[n].shape for n in names] == [tuple(w.shape) for w in klayer.weights]
 
 
@@ -161,7 +162,7 @@ def test_output_shape_matches_keras_compute_output_shape():
          keras.layers.Conv3DTranspose(2, (2, 3, 4), strides=(3, 1, 2)), (None, 2, 3, 4, 1)),
     ]
     for layer, klayer, shape in cases:
-        out, _ = layer.init(KEY, shape)
+        out, _ = random_params(layer, shape)
         assert tuple(out) == tuple(klayer.compute_output_shape(shape)), layer.name
 
 
@@ -188,8 +189,7 @@ def test_regularizers_and_constraints_follow_keras():
     layer = jl.Conv2D(3, 2, kernel_regularizer=jl.regularizers.L2(0.1),
                       bias_regularizer="l1", kernel_constraint="non_neg",
                       bias_constraint=jl.constraints.MaxNorm(0.5))
-    _, params = layer.init(KEY, (None, 4, 4, 2))
-    params = randomized(params)
+    _, params = random_params(layer, (None, 4, 4, 2))
     expected = 0.1 * np.sum(np.square(params["kernel"])) + 0.01 * np.sum(np.abs(params["bias"]))
     np.testing.assert_allclose(layer.penalty(params), expected, rtol=1e-5)
     constrained = layer.constrain(params)
@@ -201,8 +201,7 @@ def test_separable_hooks_reach_each_kernel():
     layer = jl.SeparableConv1D(2, 2, depthwise_regularizer=jl.regularizers.L1(1.0),
                                pointwise_regularizer=jl.regularizers.L2(1.0),
                                pointwise_constraint="non_neg")
-    _, params = layer.init(KEY, (None, 5, 3))
-    params = randomized(params)
+    _, params = random_params(layer, (None, 5, 3))
     expected = np.sum(np.abs(params["depthwise_kernel"])) + np.sum(
         np.square(params["pointwise_kernel"]))
     np.testing.assert_allclose(layer.penalty(params), expected, rtol=1e-5)
@@ -213,8 +212,7 @@ def test_separable_hooks_reach_each_kernel():
 
 def test_depthwise_regularizer_targets_its_kernel():
     layer = jl.DepthwiseConv2D(2, depthwise_regularizer=jl.regularizers.L2(1.0))
-    _, params = layer.init(KEY, (None, 4, 4, 2))
-    params = randomized(params)
+    _, params = random_params(layer, (None, 4, 4, 2))
     np.testing.assert_allclose(layer.penalty(params), np.sum(np.square(params["kernel"])),
                                rtol=1e-5)
 
@@ -222,11 +220,11 @@ def test_depthwise_regularizer_targets_its_kernel():
 def test_activity_regularizer_matches_keras_loss():
     layer = jl.Conv1D(3, 2, activity_regularizer=jl.regularizers.L2(0.1))
     assert layer.stateful
-    x = jax.random.normal(jax.random.key(3), (4, 6, 2))
+    x = normal((4, 6, 2))
     _, params, state = layer.init(KEY, (None, 6, 2))
-    params = randomized(params)
+    params = random_params(layer, (None, 6, 2))[1]
     y, state = layer.apply(params, state, x, train=True)
-    klayer = keras.layers.Conv1D(3, 2, activity_regularizer=keras.regularizers.L2(0.1))
+    klayer = keras_layer("Conv1D", filters=3, kernel_size=2, activity_regularizer=keras.regularizers.L2(0.1))
     with jax.numpy_rank_promotion("allow"):
         klayer.build(x.shape)
         klayer.set_weights([np.asarray(params["kernel"]), np.asarray(params["bias"])])
@@ -282,7 +280,7 @@ def test_impossible_shapes_raise_shapeerror_at_init(layer, shape, words):
 def test_shape_error_names_place_in_model():
     model = jl.serial(jl.Conv2D(4, 3), jl.Conv2D(4, 5))
     with pytest.raises(jl.ShapeError, match=r"serial\[1\] Conv2D\(4, \(5, 5\)\)"):
-        model.init(KEY, (None, 6, 6, 1))
+        random_params(model, (None, 6, 6, 1))
 
 
 def test_apply_with_wrong_input_raises_shapeerror():
