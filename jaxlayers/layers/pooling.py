@@ -136,7 +136,7 @@ def _pooling(kind, rank, reduce, pool_size, strides=None, padding="valid", data_
 
 _POOL_DOC = """{rank}-D {what} pooling (Keras' `{kind}`) over windows of `pool_size`.
 
-    Args: pool_size (int or tuple, default {default}), strides (default: pool_size),
+    Args: pool_size (int or tuple{default}), strides (default: pool_size),
     padding ("valid" or "same"), data_format (None = "channels_last").
     {extra}
     Input shape: ``(batch, {sp}, channels)`` (channels_last) or ``(batch, channels, {sp})``.
@@ -161,15 +161,15 @@ def MaxPooling3D(pool_size=(2, 2, 2), strides=None, padding="valid", data_format
     return _pooling("MaxPooling3D", 3, "max", pool_size, strides, padding, data_format)
 
 
-def AveragePooling1D(pool_size=2, strides=None, padding="valid", data_format=None) -> Layer:
+def AveragePooling1D(pool_size, strides=None, padding="valid", data_format=None) -> Layer:
     return _pooling("AveragePooling1D", 1, "average", pool_size, strides, padding, data_format)
 
 
-def AveragePooling2D(pool_size=(2, 2), strides=None, padding="valid", data_format=None) -> Layer:
+def AveragePooling2D(pool_size, strides=None, padding="valid", data_format=None) -> Layer:
     return _pooling("AveragePooling2D", 2, "average", pool_size, strides, padding, data_format)
 
 
-def AveragePooling3D(pool_size=(2, 2, 2), strides=None, padding="valid",
+def AveragePooling3D(pool_size, strides=None, padding="valid",
                      data_format=None) -> Layer:
     return _pooling("AveragePooling3D", 3, "average", pool_size, strides, padding, data_format)
 
@@ -177,12 +177,13 @@ def AveragePooling3D(pool_size=(2, 2, 2), strides=None, padding="valid",
 for _fn, _rank, _sp, _default in ((MaxPooling1D, 1, "steps", "2"),
                                   (MaxPooling2D, 2, "rows, cols", "(2, 2)"),
                                   (MaxPooling3D, 3, "d1, d2, d3", "(2, 2, 2)"),
-                                  (AveragePooling1D, 1, "steps", "2"),
-                                  (AveragePooling2D, 2, "rows, cols", "(2, 2)"),
-                                  (AveragePooling3D, 3, "d1, d2, d3", "(2, 2, 2)")):
+                                  (AveragePooling1D, 1, "steps", None),
+                                  (AveragePooling2D, 2, "rows, cols", None),
+                                  (AveragePooling3D, 3, "d1, d2, d3", None)):
     _max = _fn.__name__.startswith("Max")
     _fn.__doc__ = _POOL_DOC.format(rank=_rank, what="max" if _max else "average",
-                                   kind=_fn.__name__, default=_default, sp=_sp,
+                                   kind=_fn.__name__,
+                                   default=f", default {_default}" if _default else ", required as in Keras", sp=_sp,
                                    extra=_MAX_EXTRA if _max else _AVG_EXTRA)
 
 
