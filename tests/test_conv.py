@@ -296,3 +296,17 @@ def test_apply_with_wrong_input_raises_shapeerror():
     _, tp = t.init(KEY, (None, 4, 4, 2))
     with pytest.raises(jl.ShapeError, match="Conv2DTranspose.*2 input channels"):
         t.apply(tp, jnp.ones((1, 4, 4, 3)))
+
+
+def test_initializers_are_used_with_keras_fans():
+    _, p = jl.Conv2D(4, 3, kernel_initializer="ones", bias_initializer="ones").init(
+        KEY, (None, 5, 5, 2))
+    np.testing.assert_array_equal(p["kernel"], np.ones((3, 3, 2, 4)))
+    np.testing.assert_array_equal(p["bias"], np.ones(4))
+    _, p = jl.SeparableConv1D(3, 2, depthwise_initializer="zeros",
+                              pointwise_initializer="ones").init(KEY, (None, 5, 2))
+    assert not np.any(p["depthwise_kernel"]) and np.all(p["pointwise_kernel"] == 1)
+    # glorot_uniform's limit uses Keras' fans: receptive field * in / groups and * filters.
+    _, p = jl.Conv2D(8, 3, groups=2).init(KEY, (None, 5, 5, 4))
+    limit = np.sqrt(6.0 / (9 * 2 + 9 * 8))
+    assert np.abs(p["kernel"]).max() <= limit and np.abs(p["kernel"]).max() > 0.8 * limit

@@ -105,6 +105,9 @@ def test_tiled_max_pool_equals_reduce_window(rank, fmt, shape, pool):
     grad_fast = jax.vjp(lambda x: fast.apply((), x), x)[1](g)[0]
     grad_slow = jax.vjp(lambda x: slow.apply((), x), x)[1](g)[0]
     np.testing.assert_array_equal(grad_fast, grad_slow)
+    dx = jnp.asarray(normal(shape, seed=4))
+    np.testing.assert_array_equal(jax.jvp(lambda x: fast.apply((), x), (x,), (dx,))[1],
+                                  jax.jvp(lambda x: slow.apply((), x), (x,), (dx,))[1])
     # The fast path is really taken: its jaxpr has no reduce_window.
     assert "reduce_window" not in str(jax.make_jaxpr(lambda x: fast.apply((), x))(x))
     assert "reduce_window" in str(jax.make_jaxpr(lambda x: slow.apply((), x))(x))

@@ -60,7 +60,8 @@ def _first_max_mask(xr, y, axes):
 def tiled_max_pool(x, layout: Layout, pool) -> jnp.ndarray:
     """Max pooling whose windows tile `x` (stride == pool, "valid", divisible), as
     reshape + max; the gradient goes to the first maximum of each window, as
-    ``lax.reduce_window``'s does, so numbers and gradients are identical."""
+    ``lax.reduce_window``'s does, so numbers and gradients are identical. A custom JVP
+    (not VJP), so forward mode works too."""
     shape, axes = [], []
     for a, n in enumerate(x.shape):
         if a in layout.spatial_axes:
@@ -71,21 +72,19 @@ def tiled_max_pool(x, layout: Layout, pool) -> jnp.ndarray:
             shape.append(n)
     axes = tuple(axes)
 
-    @jax.custom_vjp
+    @jax.custom_jvp
     def pool_fn(x):
         return jnp.max(x.reshape(shape), axis=axes)
 
-    def fwd(x):
-        y = pool_fn(x)
-        return y, (x, y)
-
-    def bwd(res, g):
-        x, y = res
+    @pool_fn.defjvp
+    def pool_jvp(primals, tangents):
+        (x,), (dx,) = primals, tangents
         xr = x.reshape(shape)
+        y = jnp.max(xr, axis=axes)
         mask = _first_max_mask(xr, jnp.expand_dims(y, axes), axes)
-        return ((mask * jnp.expand_dims(g, axes)).reshape(x.shape),)
+        # Linear in dx, so reverse mode transposes it to ``mask * g``.
+        return y, jnp.sum(mask * dx.reshape(shape), axis=axes)
 
-    pool_fn.defvjp(fwd, bwd)
     return pool_fn(x)
 
 
