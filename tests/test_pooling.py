@@ -122,6 +122,17 @@ def test_tiled_max_pool_second_order_and_jit():
     np.testing.assert_allclose(g, ref, atol=1e-6)
 
 
+@pytest.mark.parametrize("layer", [jl.MaxPooling2D(3, strides=2, padding="same"),
+                                   jl.AveragePooling2D(2, strides=1, padding="same"),
+                                   jl.MaxPooling1D(2)], ids=lambda l: l.name)
+def test_reduce_window_paths_differentiate_under_jit(layer):
+    x = jnp.asarray(normal((2, 5, 2) if "1D" in layer.name else (2, 5, 5, 2)))
+    g = jax.jit(jax.grad(lambda x: jnp.sum(layer.apply((), x) ** 2)))(x)
+    ref = jax.grad(lambda x: jnp.sum(layer.apply((), x) ** 2))(x)
+    np.testing.assert_allclose(g, ref, atol=1e-6)
+    assert np.any(np.asarray(g) != 0)
+
+
 def test_non_tiling_max_pool_uses_reduce_window():
     x = jnp.ones((1, 5, 4, 1))
     assert "reduce_window" in str(jax.make_jaxpr(lambda x: jl.MaxPooling2D().apply((), x))(x))

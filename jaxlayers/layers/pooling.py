@@ -117,13 +117,15 @@ def _pooling(kind, rank, reduce, pool_size, strides=None, padding="valid", data_
         spatial = layout.check_array(name, x)
         window_outputs(name, x.shape, spatial, pool, strides, ones, mode, arg="pool_size")
         window, steps = layout.window(pool), layout.window(strides)
+        # Init values are numpy constants: lax recognises max / add monoids (and so
+        # differentiates reduce_window) only for concrete init values, also under jit.
         pads = layout.window(all_window_padding(spatial, pool, strides, ones, mode), (0, 0))
         if reduce == "max":
             if use_tiles and _tiles(spatial, pool, strides, mode):
                 return tiled_max_pool(x, layout, pool)
-            return lax.reduce_window(x, jnp.array(-jnp.inf, x.dtype), lax.max, window, steps,
+            return lax.reduce_window(x, np.array(-np.inf, x.dtype), lax.max, window, steps,
                                      pads)
-        total = lax.reduce_window(x, jnp.array(0, x.dtype), lax.add, window, steps, pads)
+        total = lax.reduce_window(x, np.array(0, x.dtype), lax.add, window, steps, pads)
         if mode == "valid":
             return total / jnp.array(math.prod(pool), x.dtype)
         counts = _real_counts(spatial, pool, strides, mode)
