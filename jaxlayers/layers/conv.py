@@ -21,7 +21,7 @@ from jax import lax
 from ..core import Layer, ShapeError, bias_add, cast_like, describe, weight_hooks
 from ..regularizers import with_activity_regularizer
 from .core import _activation, _initializer
-from .spatial import (Layout, all_window_padding, data_format as _data_format, int_tuple,
+from .spatial import (Layout, _is_int, all_window_padding, data_format as _data_format, int_tuple,
                       padding_mode, window_outputs)
 
 _DEFAULTS = {"strides": 1, "padding": "valid", "data_format": "channels_last",
@@ -50,9 +50,9 @@ def _window_args(kind, rank, kernel_size, strides, padding, dilation_rate, causa
 
 
 def _positive(kind, value, arg):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if not _is_int(value) or value < 1:
         raise ValueError(f"{kind}: {arg} must be a positive int, got {value!r}")
-    return value
+    return int(value)
 
 
 def _finish(init, apply, name, activity_regularizer, **rules):

@@ -11,6 +11,7 @@ Two ideas live here, once for every rank:
 from __future__ import annotations
 
 import dataclasses
+import numbers
 
 from ..core import Shape, ShapeError, as_shape, check_rank, is_free
 
@@ -31,18 +32,23 @@ def data_format(kind: str, value) -> str:
 
 def int_tuple(kind: str, value, n: int, arg: str, allow_zero: bool = False) -> tuple:
     """`value` (an int or `n` ints) as a tuple of `n` ints, each > 0 (>= 0 with `allow_zero`)."""
-    values = (value,) * n if isinstance(value, int) else value
+    values = (value,) * n if _is_int(value) else value
     try:
         values = tuple(values)
     except TypeError:
         values = None
     low = 0 if allow_zero else 1
     if (values is None or len(values) != n or any(
-            isinstance(v, bool) or not isinstance(v, int) or v < low for v in values)):
+            not _is_int(v) or v < low for v in values)):
         what = "non-negative" if allow_zero else "positive"
         raise ValueError(f"{kind}: {arg} must be a {what} int or a tuple of {n} {what} ints, "
                          f"got {value!r}")
-    return values
+    return tuple(int(v) for v in values)
+
+
+def _is_int(v) -> bool:
+    """An integer (Python or numpy), not a bool."""
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
 
 def padding_mode(kind: str, value, allowed=("valid", "same")) -> str:
@@ -67,26 +73,26 @@ def pairs(kind: str, value, n: int, arg: str) -> tuple:
         return ValueError(f"{kind}: {arg} must be {form} of non-negative ints, got {value!r}")
 
     def ok(v):
-        return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+        return _is_int(v) and v >= 0
 
     if ok(value):
-        return ((value, value),) * n
+        return ((int(value), int(value)),) * n
     try:
         items = tuple(value)
     except TypeError:
         raise bad() from None
     if n == 1:
         if len(items) == 2 and all(map(ok, items)):
-            return (items,)
+            return (tuple(int(v) for v in items),)
         raise bad()
     if len(items) != n:
         raise bad()
     out = []
     for item in items:
         if ok(item):
-            out.append((item, item))
+            out.append((int(item), int(item)))
         elif isinstance(item, (tuple, list)) and len(item) == 2 and all(map(ok, item)):
-            out.append(tuple(item))
+            out.append((int(item[0]), int(item[1])))
         else:
             raise bad()
     return tuple(out)
