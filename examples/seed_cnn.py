@@ -10,7 +10,7 @@ shifted by a random pixel or less (a light augmentation). Prints the Keras-style
 them) and the test accuracy (>= 97%), and writes two PNGs to examples/out/: sample test
 predictions and the 32 learned first-layer filters.
 
-Run: python examples/seed_cnn.py   (about 10-20 s on 2 CPU cores)
+Run: python examples/seed_cnn.py   (well under a minute on 2 CPU cores)
 """
 import os
 import sys
