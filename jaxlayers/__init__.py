@@ -16,6 +16,20 @@ from .functional import Input, Model, SymbolicTensor, named
 from .layers.merging import (Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply,
                              Subtract)
 from .plot import plot_model
+# Convolution, pooling and spatial reshaping (issue 3).
+from .layers.conv import (Conv1D, Conv1DTranspose, Conv2D, Conv2DTranspose, Conv3D,
+                          Conv3DTranspose, Convolution1D, Convolution1DTranspose, Convolution2D,
+                          Convolution2DTranspose, Convolution3D, Convolution3DTranspose,
+                          DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D, SeparableConv2D,
+                          SeparableConvolution1D, SeparableConvolution2D)
+from .layers.pooling import (AveragePooling1D, AveragePooling2D, AveragePooling3D, AvgPool1D,
+                             AvgPool2D, AvgPool3D, GlobalAveragePooling1D, GlobalAveragePooling2D,
+                             GlobalAveragePooling3D, GlobalAvgPool1D, GlobalAvgPool2D,
+                             GlobalAvgPool3D, GlobalMaxPool1D, GlobalMaxPool2D, GlobalMaxPool3D,
+                             GlobalMaxPooling1D, GlobalMaxPooling2D, GlobalMaxPooling3D, MaxPool1D,
+                             MaxPool2D, MaxPool3D, MaxPooling1D, MaxPooling2D, MaxPooling3D)
+from .layers.reshaping import (Cropping1D, Cropping2D, Cropping3D, UpSampling1D, UpSampling2D,
+                               UpSampling3D, ZeroPadding1D, ZeroPadding2D, ZeroPadding3D)
 
 __version__ = "0.1.0"
 
