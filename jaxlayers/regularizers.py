@@ -88,6 +88,7 @@ def with_activity_regularizer(layer, regularizer):
     """
     from .core import as_layer, with_state
     import dataclasses
+    import jax
     if regularizer is None:
         return layer
     reg = get(regularizer)
@@ -97,11 +98,12 @@ def with_activity_regularizer(layer, regularizer):
         out_shape, params, state = inner.init(key, input_shape)
         return out_shape, params, {"layer": state, "activity_loss": jnp.zeros((), jnp.float32)}
 
-    def apply(params, state, x, *, rng=None, train=False):
-        y, inner_state = inner.apply(params, state["layer"], x, rng=rng, train=train)
+    def apply(params, state, x, *, rng=None, train=False, **kwargs):
+        y, inner_state = inner.apply(params, state["layer"], x, rng=rng, train=train, **kwargs)
         loss = state["activity_loss"]
-        if train:
-            loss = (reg(y) / y.shape[0]).astype(jnp.float32)
+        if train:  # summed over every output, as Keras does for multi-output layers
+            loss = sum((reg(o) / o.shape[0]).astype(jnp.float32)
+                       for o in jax.tree_util.tree_leaves(y))
         return y, {"layer": inner_state, "activity_loss": loss}
 
     return dataclasses.replace(inner, init=init, apply=apply, stateful=True)
