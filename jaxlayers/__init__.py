@@ -11,4 +11,9 @@ from .layers.core import (Activation, Dense, Dropout, Flatten, Identity, InputLa
                           Permute, RepeatVector, Reshape)
 from .summary import summary
 
+# recurrent layers, embeddings and masking (issue 4)
+from .layers.embedding import Embedding, Masking
+from .layers.recurrent import (GRU, LSTM, RNN, Bidirectional, Cell, GRUCell, LSTMCell, SimpleRNN,
+                               SimpleRNNCell, TimeDistributed)
+
 __version__ = "0.1.0"
