@@ -510,3 +510,41 @@ def test_apply_errors():
         layer.apply(params, x, mask=np.ones((2, 4), bool))
     with pytest.raises(jl.ShapeError, match=r"initial_state must be 2 array\(s\) of shapes"):
         layer.apply(params, x, initial_state=(np.zeros((2, 3)),))
+
+
+def test_bidirectional_backward_layer_matches_keras():
+    layer = jl.Bidirectional(jl.LSTM(U, return_sequences=True),
+                             backward_layer=jl.GRU(U, return_sequences=True, go_backwards=True))
+    _, params = layer.init(KEY, (None, None, F))
+    params = perturbed(params)
+    x = data()
+    kl = keras.layers.Bidirectional(
+        keras.layers.LSTM(U, return_sequences=True),
+        backward_layer=keras.layers.GRU(U, return_sequences=True, go_backwards=True))
+    close(layer.apply(params, x, mask=MASK),
+          keras_call(kl, x, keras_weights(params[0]) + keras_weights(params[1]), mask=MASK))
+
+
+def test_doc_user_cell_example():
+    def MinimalRNNCell(units):
+        def init(key, input_dim):
+            k1, k2 = jax.random.split(key)
+            return {"kernel": jax.nn.initializers.glorot_uniform()(k1, (input_dim, units)),
+                    "recurrent_kernel": jax.nn.initializers.orthogonal()(k2, (units, units))}
+
+        def step(params, x_t, states, extras):
+            h = jnp.tanh(x_t @ params["kernel"] + states[0] @ params["recurrent_kernel"])
+            return h, (h,)
+
+        return jl.Cell(init, step, state_size=units, output_size=units, name="MinimalRNNCell")
+
+    layer = jl.RNN(MinimalRNNCell(32), return_sequences=True)
+    out_shape, params = layer.init(jax.random.key(0), (None, None, 8))
+    assert out_shape == (None, None, 32)
+    hoisted = jl.Cell(MinimalRNNCell(32).init,
+                      lambda p, x_t, s, e: (lambda h: (h, (h,)))(
+                          jnp.tanh(x_t + s[0] @ p["recurrent_kernel"])),
+                      state_size=32, output_size=32,
+                      project=lambda p, xs, rng, train: (xs @ p["kernel"], None))
+    x = data((2, 5, 8))
+    close(jl.RNN(hoisted, return_sequences=True).apply(params, x), layer.apply(params, x))

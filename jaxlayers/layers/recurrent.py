@@ -595,8 +595,8 @@ def Bidirectional(layer, merge_mode="concat", weights=None, backward_layer=None)
       merge_mode: ``"concat"`` (forward first), ``"sum"``, ``"mul"``, ``"ave"`` or None
         (a tuple ``(forward, backward)``).
       weights: not supported (copy arrays into the params instead).
-      backward_layer: an optional separate layer for the backward direction; it is run on
-        the reversed sequence exactly as the copy of `layer` would be.
+      backward_layer: an optional separate layer for the backward direction, built with
+        ``go_backwards=True`` as Keras requires; it gets the sequence as is.
 
     Params: ``(forward_params, backward_params)``. ``apply`` takes ``mask=`` and
     ``initial_state=`` (forward states then backward states). With return_state the result
@@ -612,6 +612,9 @@ def Bidirectional(layer, merge_mode="concat", weights=None, backward_layer=None)
         raise ValueError("Bidirectional: weights= is not supported; set the params instead")
     fwd = as_layer(layer)
     bwd = fwd if backward_layer is None else as_layer(backward_layer)
+    # The copy of `layer` runs on the reversed sequence; a given backward_layer reverses it
+    # itself (Keras requires it to have go_backwards=True).
+    flip_input = backward_layer is None
     for l in (fwd, bwd):
         if not l.takes_mask or not _takes(l, "initial_state"):
             raise ValueError(f"Bidirectional: expected a recurrent layer (LSTM, GRU, SimpleRNN "
@@ -660,14 +663,15 @@ def Bidirectional(layer, merge_mode="concat", weights=None, backward_layer=None)
         kw_f, kw_b = {}, {}
         if mask is not None:
             mask = jnp.asarray(mask).astype(bool)
-            kw_f["mask"], kw_b["mask"] = mask, mask[:, ::-1]
+            kw_f["mask"], kw_b["mask"] = mask, (mask[:, ::-1] if flip_input else mask)
         if initial_state is not None:
             initial_state = tuple(initial_state)
             half = len(initial_state) // 2
             kw_f["initial_state"] = initial_state[:half]
             kw_b["initial_state"] = initial_state[half:]
         y_f, s_f = _apply_any(fwd, p_f, s_f, x, r_f, train, **kw_f)
-        y_b, s_b = _apply_any(bwd, p_b, s_b, x[:, ::-1], r_b, train, **kw_b)
+        y_b, s_b = _apply_any(bwd, p_b, s_b, x[:, ::-1] if flip_input else x, r_b, train,
+                              **kw_b)
         multi = isinstance(y_f, tuple)
         states = ()
         if multi:
