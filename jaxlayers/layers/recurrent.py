@@ -107,15 +107,23 @@ def _dropout_masks(key, rate, n, shape, dtype):
     return jnp.where(keep, 1.0 / (1.0 - rate), 0.0).astype(dtype)
 
 
+def _dot(a, kernel):
+    """``a @ kernel`` as one rank-2 matmul (leading axes folded: XLA's CPU backend runs a
+    rank-3 dot with a much slower loop than a rank-2 one)."""
+    if a.ndim == 2:
+        return a @ kernel
+    return (a.reshape((-1, a.shape[-1])) @ kernel).reshape(a.shape[:-1] + (kernel.shape[-1],))
+
+
 def _gate_matmul(h, kernel, masks, gates):
     """``h @ kernel``; with `masks` (one, or one per gate block of `kernel`) ``h`` is
     multiplied by the gate's mask before its block (Keras' per-gate dropout)."""
     if masks is None:
-        return h @ kernel
+        return _dot(h, kernel)
     if masks.shape[0] == 1:
-        return (h * masks[0]) @ kernel
+        return _dot(h * masks[0], kernel)
     blocks = jnp.split(kernel, gates, axis=-1)
-    return jnp.concatenate([(h * m) @ k for m, k in zip(masks, blocks)], axis=-1)
+    return jnp.concatenate([_dot(h * m, k) for m, k in zip(masks, blocks)], axis=-1)
 
 
 def _gated_cell(kind, units, gates, use_bias, kernel_initializer, recurrent_initializer,
