@@ -30,6 +30,10 @@ from .layers.pooling import (AveragePooling1D, AveragePooling2D, AveragePooling3
                              MaxPool2D, MaxPool3D, MaxPooling1D, MaxPooling2D, MaxPooling3D)
 from .layers.reshaping import (Cropping1D, Cropping2D, Cropping3D, UpSampling1D, UpSampling2D,
                                UpSampling3D, ZeroPadding1D, ZeroPadding2D, ZeroPadding3D)
+# recurrent layers, embeddings and masking (issue 4)
+from .layers.embedding import Embedding, Masking
+from .layers.recurrent import (GRU, LSTM, RNN, Bidirectional, Cell, GRUCell, LSTMCell, SimpleRNN,
+                               SimpleRNNCell, TimeDistributed)
 
 __version__ = "0.1.0"
 

@@ -9,15 +9,16 @@ import jax
 import jax.numpy as jnp
 
 from .core import (Layer, Shape, ShapeError, apply_child, as_layer, as_shape, child_rng,
-                   init_child, is_free)
+                   init_child, is_free, propagate_mask)
 
 
-def _compose(layers, name, init_children, apply_children):
+def _compose(layers, name, init_children, apply_children, takes_mask=False):
     """A Layer over `layers` from child-wise init/apply loops in the stateful form.
 
     `init_children(key, input_shape) -> (out_shape, params, state)` and
     `apply_children(params, state, x, rng, train) -> (y, state)`; the stateless form
-    drops the state when no child is stateful.
+    drops the state when no child is stateful. With `takes_mask`, `apply` also
+    accepts ``mask=`` and passes it to `apply_children`.
     """
     stateful = any(l.stateful for l in layers)
 
@@ -31,8 +32,8 @@ def _compose(layers, name, init_children, apply_children):
         def init(key, input_shape):
             return init_children(key, as_shape(input_shape))
 
-        def apply(params, state, x, *, rng=None, train=False):
-            return apply_children(params, state, x, rng, train)
+        def apply(params, state, x, *, rng=None, train=False, **mask):
+            return apply_children(params, state, x, rng, train, **mask)
     else:
         empty = tuple(() for _ in layers)
 
@@ -40,11 +41,11 @@ def _compose(layers, name, init_children, apply_children):
             out_shape, params, _ = init_children(key, as_shape(input_shape))
             return out_shape, params
 
-        def apply(params, x, *, rng=None, train=False):
-            return apply_children(params, empty, x, rng, train)[0]
+        def apply(params, x, *, rng=None, train=False, **mask):
+            return apply_children(params, empty, x, rng, train, **mask)[0]
 
     return Layer(init, apply, name=name, stateful=stateful, penalty=penalty,
-                 constrain=constrain, children=tuple(layers))
+                 constrain=constrain, children=tuple(layers), takes_mask=takes_mask)
 
 
 def _split(key, n):
@@ -54,9 +55,12 @@ def _split(key, n):
 def serial(*layers, name: str = "serial") -> Layer:
     """Chain layers: the output of each is the input of the next.
 
-    Returns a Layer whose params are a tuple with one entry per layer.
+    Returns a Layer whose params are a tuple with one entry per layer. A time-step
+    mask made by a child (Masking, Embedding(mask_zero=True)) travels along the
+    chain to the children that take one (see `core.propagate_mask`).
     """
     layers = tuple(as_layer(l) for l in layers)
+    masked = any(l.mask_fn is not None or l.takes_mask for l in layers)
 
     def init_children(key, shape):
         params, states = [], []
@@ -66,14 +70,18 @@ def serial(*layers, name: str = "serial") -> Layer:
             states.append(s)
         return shape, tuple(params), tuple(states)
 
-    def apply_children(params, state, x, rng, train):
+    def apply_children(params, state, x, rng, train, mask=None):
         new_state = []
         for i, (layer, p, s) in enumerate(zip(layers, params, state)):
-            x, s = apply_child(layer, p, s, x, child_rng(rng, i), train, f"{name}[{i}]")
+            y, s = apply_child(layer, p, s, x, child_rng(rng, i), train, f"{name}[{i}]", mask)
+            if masked:
+                mask = propagate_mask(layer, x, y, mask)
+            x = y
             new_state.append(s)
         return x, tuple(new_state)
 
-    return _compose(layers, name, init_children, apply_children)
+    return _compose(layers, name, init_children, apply_children,
+                    takes_mask=any(l.takes_mask for l in layers))
 
 
 def parallel(*layers, name: str = "parallel") -> Layer:

@@ -167,6 +167,9 @@ class Layer:
       label: a user-given unique name (``jl.named``), the layer's key in a functional
         Model's params; empty for the automatic Keras-style name.
       graph: the node graph of a functional Model (``jl.Model``), for summary and plots.
+      mask_fn: ``(x, mask) -> mask``, for layers that produce or change a time-step mask
+        (Masking, Embedding(mask_zero=True), RNNs); see `propagate_mask`.
+      takes_mask: whether `apply` accepts a ``mask=`` keyword (recurrent layers).
 
     Iterating a layer yields ``(init, apply)``, so ``init, apply = jl.Dense(10)``
     works as in stax.
@@ -182,6 +185,8 @@ class Layer:
     # functional API (jaxlayers/functional.py)
     label: str = ""
     graph: Any = None
+    mask_fn: Callable | None = None
+    takes_mask: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "apply", _with_contract_kwargs(self.apply))
@@ -290,8 +295,8 @@ def with_state(layer) -> Layer:
         out_shape, params = init(key, input_shape)
         return out_shape, params, ()
 
-    def apply_s(params, state, x, *, rng=None, train=False):
-        return apply(params, x, rng=rng, train=train), state
+    def apply_s(params, state, x, *, rng=None, train=False, **kwargs):
+        return apply(params, x, rng=rng, train=train, **kwargs), state
 
     return dataclasses.replace(layer, init=init_s, apply=apply_s, stateful=True)
 
@@ -322,11 +327,15 @@ def stateful_init(layer: Layer, key, input_shape):
     return out_shape, params, ()
 
 
-def stateful_apply(layer: Layer, params, state, x, rng, train):
-    """``(y, new_state)`` from any layer (state passed through if it has none)."""
+def stateful_apply(layer: Layer, params, state, x, rng, train, mask=None):
+    """``(y, new_state)`` from any layer (state passed through if it has none).
+
+    `mask` is passed as ``mask=`` only to a layer that `takes_mask`.
+    """
+    kwargs = {"mask": mask} if mask is not None and layer.takes_mask else {}
     if layer.stateful:
-        return layer.apply(params, state, x, rng=rng, train=train)
-    return layer.apply(params, x, rng=rng, train=train), state
+        return layer.apply(params, state, x, rng=rng, train=train, **kwargs)
+    return layer.apply(params, x, rng=rng, train=train, **kwargs), state
 
 
 # --------------------------------------------------------------------------- recording
@@ -383,10 +392,10 @@ def init_child(layer: Layer, key, input_shape, place: str):
     return out
 
 
-def apply_child(layer: Layer, params, state, x, rng, train, place: str):
+def apply_child(layer: Layer, params, state, x, rng, train, place: str, mask=None):
     """Run a child's apply in the stateful form, naming `place` in any ShapeError."""
     with located(place, layer.name):
-        return stateful_apply(layer, params, state, x, rng, train)
+        return stateful_apply(layer, params, state, x, rng, train, mask)
 
 
 def child_rng(rng, i: int):
@@ -469,3 +478,24 @@ def weight_hooks(layer_name: str, **rules):
             return {k: cons[k](v) if k in cons else v for k, v in params.items()}
 
     return penalty, constrain
+
+
+# --------------------------------------------------------------------------- masks
+
+
+def propagate_mask(layer: Layer, x, y, mask):
+    """The time-step mask after `layer` mapped `x` to `y`, given the incoming `mask`.
+
+    A mask is a boolean ``(batch, time)`` array (True = a real step). A layer with a
+    `mask_fn` decides (``mask_fn(x, mask)``; None drops the mask). Any other layer
+    passes the incoming mask on when its output keeps the input's (batch, time) axes,
+    as Keras' mask-supporting layers (Dense, Activation, Dropout, ...) do, and drops
+    it otherwise (Flatten, pooling over time, ...).
+    """
+    if layer.mask_fn is not None:
+        return layer.mask_fn(x, mask)
+    if mask is None:
+        return None
+    if (hasattr(y, "shape") and len(y.shape) >= 2 and tuple(y.shape[:2]) == tuple(mask.shape)):
+        return mask
+    return None

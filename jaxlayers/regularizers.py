@@ -116,6 +116,7 @@ def with_activity_regularizer(layer, regularizer):
     """
     from .core import as_layer, with_state
     import dataclasses
+    import jax
     if regularizer is None:
         return layer
     reg = get(regularizer)
@@ -125,8 +126,8 @@ def with_activity_regularizer(layer, regularizer):
         out_shape, params, state = inner.init(key, input_shape)
         return out_shape, params, {"layer": state, "activity_loss": jnp.zeros((), jnp.float32)}
 
-    def apply(params, state, x, *, rng=None, train=False):
-        y, inner_state = inner.apply(params, state["layer"], x, rng=rng, train=train)
+    def apply(params, state, x, *, rng=None, train=False, **kwargs):
+        y, inner_state = inner.apply(params, state["layer"], x, rng=rng, train=train, **kwargs)
         loss = state["activity_loss"]
         if train:
             loss = jnp.zeros((), jnp.float32)
