@@ -11,4 +11,7 @@ from .layers.core import (Activation, Dense, Dropout, Flatten, Identity, InputLa
                           Permute, RepeatVector, Reshape)
 from .summary import summary
 
+# stax compatibility: `from jaxlayers import stax` (also `jl.stax`)
+from . import stax
+
 __version__ = "0.1.0"
