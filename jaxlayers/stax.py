@@ -208,9 +208,10 @@ def _check_dimension_numbers(kind, dimension_numbers, filter_shape):
     return lhs_spec, rhs_spec, out_spec
 
 
-def _conv_layer(kind, shape_fn, conv_fn, dimension_numbers, out_chan, filter_shape, strides,
-                padding, W_init, b_init, shown):
-    """GeneralConv / GeneralConvTranspose: the same init, different lax calls."""
+def _conv_layer(kind, transpose, dimension_numbers, out_chan, filter_shape, strides, padding,
+                W_init, b_init, layout_shown=True):
+    """GeneralConv / GeneralConvTranspose (and their fixed-layout partials, named `kind`):
+    the same init, `lax.conv_general_dilated` or `lax.conv_transpose` at apply."""
     if not isinstance(out_chan, _numbers.Integral) or out_chan < 1:
         raise ValueError(f"{kind}: out_chan must be a positive int, got {out_chan!r}")
     lhs_spec, rhs_spec, out_spec = _check_dimension_numbers(kind, dimension_numbers,
@@ -218,6 +219,8 @@ def _conv_layer(kind, shape_fn, conv_fn, dimension_numbers, out_chan, filter_sha
     one = (1,) * len(filter_shape)
     strides = tuple(strides or one)
     W_init = W_init or glorot_normal(rhs_spec.index("I"), rhs_spec.index("O"))
+    shown = ((dimension_numbers,) if layout_shown else ()) + (out_chan, tuple(filter_shape))
+    shape_fn = lax.conv_transpose_shape_tuple if transpose else lax.conv_general_shape_tuple
     name = _describe(kind, *shown, **({"strides": tuple(strides)} if strides != one else {}),
                      **({"padding": padding} if padding != "VALID" else {}))
     channel = lhs_spec.index("C")
@@ -248,7 +251,13 @@ def _conv_layer(kind, shape_fn, conv_fn, dimension_numbers, out_chan, filter_sha
                 f"input shape {_Shape(jnp.shape(inputs))!r} does not fit '{lhs_spec}' with "
                 f"{W.shape[rhs_spec.index('I')]} input channels (the shape W was made for)",
                 name)
-        return conv_fn(inputs, W, strides, padding, one) + b
+        if transpose:
+            y = lax.conv_transpose(inputs, W, strides, padding,
+                                   dimension_numbers=dimension_numbers)
+        else:
+            y = lax.conv_general_dilated(inputs, W, strides, padding, one, one,
+                                         dimension_numbers=dimension_numbers)
+        return y + b
 
     return _leaf(init_fun, apply_fun, name)
 
@@ -264,13 +273,8 @@ def GeneralConv(dimension_numbers, out_chan, filter_shape, strides=None, padding
 
     Input shape: laid out as `lhs_spec`. Output shape: laid out as `out_spec`.
     """
-    def conv(x, W, strides, padding, one):
-        return lax.conv_general_dilated(x, W, strides, padding, one, one,
-                                        dimension_numbers=dimension_numbers)
-
-    return _conv_layer("GeneralConv", lax.conv_general_shape_tuple, conv, dimension_numbers,
-                       out_chan, filter_shape, strides, padding, W_init, b_init,
-                       (dimension_numbers, out_chan, tuple(filter_shape)))
+    return _conv_layer("GeneralConv", False, dimension_numbers, out_chan, filter_shape, strides,
+                       padding, W_init, b_init)
 
 
 def Conv(out_chan, filter_shape, strides=None, padding="VALID", W_init=None,
@@ -280,9 +284,8 @@ def Conv(out_chan, filter_shape, strides=None, padding="VALID", W_init=None,
 
     Input shape: ``(N, H, W, C)``. Output shape: ``(N, H', W', out_chan)``.
     """
-    layer = GeneralConv(("NHWC", "HWIO", "NHWC"), out_chan, filter_shape, strides, padding,
-                        W_init, b_init)
-    return _rename(layer, "GeneralConv(('NHWC', 'HWIO', 'NHWC'), ", "Conv(")
+    return _conv_layer("Conv", False, ("NHWC", "HWIO", "NHWC"), out_chan, filter_shape, strides,
+                       padding, W_init, b_init, layout_shown=False)
 
 
 def GeneralConvTranspose(dimension_numbers, out_chan, filter_shape, strides=None,
@@ -291,35 +294,24 @@ def GeneralConvTranspose(dimension_numbers, out_chan, filter_shape, strides=None
 
     Arguments and params as `GeneralConv`; computed with `lax.conv_transpose`.
     """
-    def conv(x, W, strides, padding, one):
-        return lax.conv_transpose(x, W, strides, padding, dimension_numbers=dimension_numbers)
-
-    return _conv_layer("GeneralConvTranspose", lax.conv_transpose_shape_tuple, conv,
-                       dimension_numbers, out_chan, filter_shape, strides, padding, W_init,
-                       b_init, (dimension_numbers, out_chan, tuple(filter_shape)))
+    return _conv_layer("GeneralConvTranspose", True, dimension_numbers, out_chan, filter_shape,
+                       strides, padding, W_init, b_init)
 
 
 def Conv1DTranspose(out_chan, filter_shape, strides=None, padding="VALID", W_init=None,
                     b_init=normal(1e-6)):
     """A 1-D transposed convolution on NHC inputs with an HIO kernel
     (`GeneralConvTranspose` with ``('NHC', 'HIO', 'NHC')``)."""
-    layer = GeneralConvTranspose(("NHC", "HIO", "NHC"), out_chan, filter_shape, strides,
-                                 padding, W_init, b_init)
-    return _rename(layer, "GeneralConvTranspose(('NHC', 'HIO', 'NHC'), ", "Conv1DTranspose(")
+    return _conv_layer("Conv1DTranspose", True, ("NHC", "HIO", "NHC"), out_chan, filter_shape,
+                       strides, padding, W_init, b_init, layout_shown=False)
 
 
 def ConvTranspose(out_chan, filter_shape, strides=None, padding="VALID", W_init=None,
                   b_init=normal(1e-6)):
     """A 2-D transposed convolution on NHWC inputs with an HWIO kernel
     (`GeneralConvTranspose` with ``('NHWC', 'HWIO', 'NHWC')``)."""
-    layer = GeneralConvTranspose(("NHWC", "HWIO", "NHWC"), out_chan, filter_shape, strides,
-                                 padding, W_init, b_init)
-    return _rename(layer, "GeneralConvTranspose(('NHWC', 'HWIO', 'NHWC'), ",
-                   "ConvTranspose(")
-
-
-def _rename(layer, old_prefix, new_prefix):
-    return _dataclasses.replace(layer, name=layer.name.replace(old_prefix, new_prefix, 1))
+    return _conv_layer("ConvTranspose", True, ("NHWC", "HWIO", "NHWC"), out_chan, filter_shape,
+                       strides, padding, W_init, b_init, layout_shown=False)
 
 
 # --------------------------------------------------------------------------- BatchNorm
