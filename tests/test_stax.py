@@ -16,6 +16,18 @@ KEY = jax.random.key(0)
 RNG = jax.random.key(7)
 
 
+@pytest.fixture(autouse=True)
+def partitionable(request):
+    """Run with ``jax_threefry_partitionable=False`` unless a test asks for the default.
+
+    With the default (True), XLA:CPU takes ~2.5 s of CPU to compile each random draw of
+    rank >= 3 (every conv kernel); both stax and jaxlayers.stax draw through the same
+    jax.random calls, so the equivalence holds under either setting.
+    """
+    with jax.threefry_partitionable(getattr(request, "param", False)):
+        yield
+
+
 def public(module):
     return {n for n in dir(module) if not n.startswith("_")}
 
@@ -33,10 +45,11 @@ def tree_equal(a, b):
         np.testing.assert_array_equal(np.asarray(u), np.asarray(v))
 
 
-def make_inputs(shape, key=jax.random.key(1)):
+def make_inputs(shape, seed=1):
+    """Standard normal float32 inputs (numpy-made: no XLA compile per shape)."""
     if all(isinstance(d, int) for d in shape):
-        return jax.random.normal(key, shape)
-    return [make_inputs(s, k) for s, k in zip(shape, jax.random.split(key, len(shape)))]
+        return jnp.asarray(np.random.default_rng(seed).standard_normal(shape), jnp.float32)
+    return [make_inputs(s, seed + i) for i, s in enumerate(shape)]
 
 
 # --------------------------------------------------------------------------- names
@@ -164,37 +177,26 @@ CONFIGS = [
 ]
 
 
-def traced(layer, shape, x, kw):
-    """``(output_shape, params, outputs)`` from one jitted init + apply (one compile)."""
-    shapes = []
-
-    def run(key, x):
-        out_shape, params = layer[0](key, shape)
-        shapes.append(out_shape)
-        return params, layer[1](params, x, **kw)
-
-    params, y = jax.jit(run)(KEY, x)
-    return shapes[0], params, y
-
-
 @pytest.mark.parametrize("build,shape,with_rng", [c[1:] for c in CONFIGS],
                          ids=[c[0] for c in CONFIGS])
 def test_same_shapes_params_and_outputs_as_stax(build, shape, with_rng):
     ours, theirs = build(stax), build(ref)
     assert isinstance(ours, jl.Layer)
-    x = make_inputs(shape)
     kw = {"rng": RNG} if with_rng else {}
-    out_shape, params, y = traced(ours, shape, x, kw)  # no rank promotion on our side
+    x = make_inputs(shape)
+    out_shape, params = ours[0](KEY, shape)
+    y = ours[1](params, x, **kw)               # no rank promotion on our side
     with allow():
-        ref_shape, ref_params, y_ref = traced(theirs, shape, x, kw)
+        ref_shape, ref_params = theirs[0](KEY, shape)
+        y_ref = theirs[1](ref_params, x, **kw)
     assert out_shape == ref_shape
     tree_equal(params, ref_params)
     tree_equal(y, y_ref)
 
 
-@pytest.mark.parametrize("name", ["Dense", "Conv-strided-same", "BatchNorm", "AvgPool-NCHW",
-                                  "fan-out-in-concat-dropout"])
-def test_same_numbers_eagerly(name):
+@pytest.mark.parametrize("name", ["Conv-strided-same"])
+@pytest.mark.parametrize("partitionable", [True], indirect=True)
+def test_same_numbers_with_the_default_prng_config(name, partitionable):
     build, shape, with_rng = next(c[1:] for c in CONFIGS if c[0] == name)
     kw = {"rng": RNG} if with_rng else {}
     ours, theirs = build(stax), build(ref)
@@ -221,11 +223,22 @@ def free_batch(shape):
 @pytest.mark.parametrize("build,shape", [c[1:3] for c in NO_POOL], ids=[c[0] for c in NO_POOL])
 def test_minus_one_batch_shapes_as_stax(build, shape):
     shape = free_batch(shape)
-    out_shape, params = build(stax)[0](KEY, shape)
+
+    def init_shapes(layer):
+        shapes = []
+
+        def init(key):
+            out_shape, params = layer[0](key, shape)
+            shapes.append(out_shape)
+            return params
+        params = jax.eval_shape(init, KEY)     # traced only: no compile
+        return shapes[0], jax.tree_util.tree_map(lambda a: (a.shape, a.dtype), params)
+
+    out_shape, params = init_shapes(build(stax))
     with allow():
-        ref_shape, ref_params = build(ref)[0](KEY, shape)
+        ref_shape, ref_params = init_shapes(build(ref))
     assert out_shape == ref_shape
-    tree_equal(params, ref_params)
+    assert params == ref_params
 
 
 def test_free_batch_stays_free_through_pooling():
@@ -424,7 +437,7 @@ def test_apply_with_wrong_input_raises_shape_error():
 # --------------------------------------------------------------------------- stax programs
 
 
-def mnist_style_program(stax, steps=150):
+def mnist_style_program(stax, steps=100):
     """A stax MLP classifier as in jax's examples/mnist_classifier.py, on sklearn's digits."""
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
@@ -434,7 +447,7 @@ def mnist_style_program(stax, steps=150):
     X = (X / 16.0).astype(np.float32)
     Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.25, random_state=0)
 
-    init_random_params, predict = stax.serial(Dense(64), Relu, Dense(64), Relu, Dense(10),
+    init_random_params, predict = stax.serial(Dense(32), Relu, Dense(32), Relu, Dense(10),
                                               LogSoftmax)
     _, params = init_random_params(jax.random.key(0), (-1, 64))
     tx = optax.adam(1e-2)
@@ -469,7 +482,7 @@ def test_mnist_style_classifier_on_digits_runs_unchanged():
                            ref_params)
 
 
-def resnet_program(stax, steps=4):
+def resnet_program(stax, steps=3):
     """jax's examples/resnet50.py with small sizes: ConvBlock / IdentityBlock from FanOut,
     parallel, FanInSum, Conv, BatchNorm, shape_dependent; an HWCN input; Avg/MaxPool."""
     (AvgPool, BatchNorm, Conv, Dense, FanInSum, FanOut, Flatten, GeneralConv, Identity,
@@ -502,12 +515,10 @@ def resnet_program(stax, steps=4):
 
     def ResNet(num_classes):
         return stax.serial(
-            GeneralConv(("HWCN", "OIHW", "NHWC"), 8, (3, 3), (2, 2), "SAME"),
+            GeneralConv(("HWCN", "OIHW", "NHWC"), 4, (3, 3), (2, 2), "SAME"),
             BatchNorm(), Relu, MaxPool((3, 3), strides=(2, 2)),
-            ConvBlock(3, [4, 4, 8], strides=(1, 1)),
+            ConvBlock(3, [4, 4, 8]),
             IdentityBlock(3, [4, 4]),
-            ConvBlock(3, [8, 8, 16]),
-            IdentityBlock(3, [8, 8]),
             AvgPool((2, 2)), Flatten, Dense(num_classes), LogSoftmax)
 
     batch_size, num_classes = 4, 5
@@ -536,6 +547,7 @@ def resnet_program(stax, steps=4):
     return out_shape, losses, (init_fun, predict_fun)
 
 
+@pytest.mark.slow
 def test_resnet_style_model_runs_unchanged():
     out_shape, losses, model = resnet_program(stax)
     assert out_shape == (4, 5)
