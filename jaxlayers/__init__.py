@@ -34,6 +34,8 @@ from .layers.reshaping import (Cropping1D, Cropping2D, Cropping3D, UpSampling1D,
 from .layers.embedding import Embedding, Masking
 from .layers.recurrent import (GRU, LSTM, RNN, Bidirectional, Cell, GRUCell, LSTMCell, SimpleRNN,
                                SimpleRNNCell, TimeDistributed)
+# stax compatibility: `from jaxlayers import stax` (also `jl.stax`)
+from . import stax
 
 __version__ = "0.1.0"
 

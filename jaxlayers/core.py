@@ -195,6 +195,13 @@ class Layer:
         yield self.init
         yield self.apply
 
+    # Like a stax pair: ``layer[0]`` is init, ``layer[1]`` apply, ``len(layer) == 2``.
+    def __getitem__(self, index):
+        return (self.init, self.apply)[index]
+
+    def __len__(self):
+        return 2
+
     def __repr__(self):
         return self.name
 
