@@ -39,6 +39,13 @@ def peer(module: str):
         raise Unavailable(f"{module} is not installed (pip install -e '.[bench]')") from None
 
 
+def unavailable(reason):
+    """A builder that reports `reason` (a peer without the layers a workload needs)."""
+    def build():
+        raise Unavailable(reason)
+    return build
+
+
 def jl_names(*names):
     """The jaxlayers attributes `names`, or `Unavailable` when one is missing (not merged yet)."""
     import jaxlayers as jl

@@ -57,10 +57,10 @@ def run_config(mod, cfg, dtype, args, impls=None, log=print):
     return with_ratios(rows)
 
 
-def write_csv(path, rows):
+def write_csv(path, rows, fields=FIELDS):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, FIELDS, extrasaction="ignore")
+        w = csv.DictWriter(f, fields, extrasaction="ignore")
         w.writeheader()
         for r in rows:
             w.writerow({k: (f"{v:.6g}" if isinstance(v, float) and not math.isnan(v) else
@@ -103,7 +103,7 @@ def main(argv=None):
                     if cfg != mod.BASE:
                         rows += run_config(mod, cfg, "float32", args,
                                            impls=lambda k: k not in NOT_IN_SCALING)
-        write_csv(os.path.join(args.out, f"{name}.csv"), rows)
+        write_csv(os.path.join(args.out, f"{name}.csv"), rows, getattr(mod, "FIELDS", FIELDS))
     from . import report
     report.write(args.out, device=args.device, quick=args.quick)
     print(f"done in {time.time() - t0:.0f} s; results in {args.out}")

@@ -197,8 +197,14 @@ def measure(builders: dict, x, y, *, passes: int = 5, budget_s: float = 0.4, war
             log(f"    {name:<18} skipped: {e}")
             continue
         r = Runner(name, built)
-        first_calls(r, x, y)
-        warm_up(r, x, y, warmup)
+        try:
+            first_calls(r, x, y)
+            warm_up(r, x, y, warmup)
+        except Exception as e:  # a broken implementation must not stop the others
+            msg = f"failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}"
+            skipped.append({"impl": name, "note": msg})
+            log(f"    {name:<18} {msg}")
+            continue
         runners.append(r)
     reps = {r.name: reps_for(r, x, y, budget_s) for r in runners}
     for p in range(passes):
