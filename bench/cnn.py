@@ -150,7 +150,7 @@ def _nnx_model(ws):
 
     m = CNN(nnx.Rngs(0))
     for layer, (k, b) in zip((m.c1, m.c2, m.d1, m.d2), ws):
-        layer.kernel.value, layer.bias.value = jnp.asarray(k), jnp.asarray(b)
+        layer.kernel[...], layer.bias[...] = jnp.asarray(k), jnp.asarray(b)
     return m
 
 

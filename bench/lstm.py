@@ -167,11 +167,11 @@ def _nnx_model(w, cell):
             return self.out(self.rnn(x)[:, -1])
 
     m = Net(nnx.Rngs(0))
-    m.out.kernel.value, m.out.bias.value = jnp.asarray(dw), jnp.asarray(db)
+    m.out.kernel[...], m.out.bias[...] = jnp.asarray(dw), jnp.asarray(db)
     if cell == "lstm":   # fused gates i, f, g, o: Keras' layout exactly
-        m.rnn.cell.dense_i.kernel.value = jnp.asarray(rnn["kernel"])
-        m.rnn.cell.dense_h.kernel.value = jnp.asarray(rnn["recurrent_kernel"])
-        m.rnn.cell.dense_h.bias.value = jnp.asarray(rnn["bias"])
+        m.rnn.cell.dense_i.kernel[...] = jnp.asarray(rnn["kernel"])
+        m.rnn.cell.dense_h.kernel[...] = jnp.asarray(rnn["recurrent_kernel"])
+        m.rnn.cell.dense_h.bias[...] = jnp.asarray(rnn["bias"])
         note = ""
     else:
         note = "own init (NNX GRUCell's fused gate order differs)"

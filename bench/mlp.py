@@ -111,8 +111,8 @@ def _nnx_model(ws):
 
     model = MLP(nnx.Rngs(0))
     for layer, (w, b) in zip(model.layers, ws):
-        layer.kernel.value = jnp.asarray(w)
-        layer.bias.value = jnp.asarray(b)
+        layer.kernel[...] = jnp.asarray(w)
+        layer.bias[...] = jnp.asarray(b)
     return model
 
 

@@ -97,7 +97,7 @@ def _nnx_model(ws):
 
     m = Net(nnx.Rngs(0))
     for layer, (k, b) in zip((m.c1, m.c2, m.c3, m.d), ws):
-        layer.kernel.value, layer.bias.value = jnp.asarray(k), jnp.asarray(b)
+        layer.kernel[...], layer.bias[...] = jnp.asarray(k), jnp.asarray(b)
     return m
 
 
