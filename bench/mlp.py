@@ -42,6 +42,17 @@ def build_hand(ws, cast=None):
     return functional(hand_apply, tuple((w, b) for w, b in ws), cast=cast)
 
 
+def hand_dict_apply(params, x):
+    """The floor with params as Keras-named dicts (jaxlayers' layout), to separate pytree cost."""
+    return hand_apply(tuple((p["kernel"], p["bias"]) for p in params), x)
+
+
+def build_hand_dict(ws):
+    b = functional(hand_dict_apply, jl_params(ws))
+    b.note = "hand-written, params as {kernel, bias} dicts"
+    return b
+
+
 # --------------------------------------------------------------------------- jaxlayers
 
 

@@ -59,11 +59,11 @@ def _f(v, fmt="{:.3f}"):
 
 def table(rows):
     head = ("| impl | train ms (p25-p75) | x hand | infer ms (p25-p75) | x hand | compile s "
-            "| loss0 | others' CPU | note |")
-    lines = [head, "|" + "---|" * 9]
+            "| loss0 | out0 | others' CPU | note |")
+    lines = [head, "|" + "---|" * 10]
     for r in rows:
         if not r.get("train_ms"):
-            lines.append(f"| {r['impl']} | | | | | | | | {r.get('note', '')} |")
+            lines.append(f"| {r['impl']} | | | | | | | | | {r.get('note', '')} |")
             continue
         busy = " **busy**" if r.get("busy") == "True" else ""
         lines.append(
@@ -71,7 +71,8 @@ def table(rows):
             f"| {_f(r['ratio_train'], '{:.2f}')} "
             f"| {_f(r['infer_ms'])} ({_f(r['infer_p25'])}-{_f(r['infer_p75'])}) "
             f"| {_f(r['ratio_infer'], '{:.2f}')} | {_f(r['compile_s'], '{:.2f}')} "
-            f"| {_f(r['loss0'], '{:.5f}')} | {_f(r['others_cores'], '{:.2f}')}{busy} "
+            f"| {_f(r['loss0'], '{:.5f}')} | {_f(r.get('out0'), '{:.5f}')} "
+            f"| {_f(r['others_cores'], '{:.2f}')}{busy} "
             f"| {r.get('note', '')} |")
     return lines
 
@@ -134,7 +135,7 @@ def write(folder, device="", quick=False):
            "Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()), "",
            "Medians of single jitted calls after warm-up; implementations take turns over "
            "several passes. p25-p75 is the spread of all samples; 'x hand' is the ratio to the "
-           "hand-written jax.numpy/lax floor measured in the same run. 'others' CPU' is the "
+           "hand-written jax.numpy/lax floor measured in the same run; loss0 (the first training loss) and out0 (mean |output| of the first inference, before any update) agree across implementations that start from the same weights. 'others' CPU' is the "
            "largest average number of cores that *other* processes used during a pass; "
            "**busy** marks a pass where it exceeded 0.25 (the timing is suspect). compile s = "
            "first call (trace + compile + one run) less one steady-state call.", ""]

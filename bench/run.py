@@ -19,7 +19,7 @@ NOT_IN_SCALING = {"keras_fit"}
 FIELDS = ["workload", "config", "dtype", "impl", "train_ms", "train_p25", "train_p75",
           "train_pass_min", "train_pass_max", "ratio_train", "infer_ms", "infer_p25",
           "infer_p75", "infer_pass_min", "infer_pass_max", "ratio_infer", "compile_s",
-          "compile_infer_s", "loss0", "loss_last", "reps", "passes", "others_cores", "loadavg",
+          "compile_infer_s", "loss0", "out0", "loss_last", "reps", "passes", "others_cores", "loadavg",
           "busy", "note"]
 
 

@@ -109,6 +109,7 @@ class Runner:
     compile_train_s: float = float("nan")
     compile_infer_s: float = float("nan")
     loss0: float = float("nan")
+    out0: float = float("nan")
     loss_last: float = float("nan")
 
     def train_once(self, x, y):
@@ -124,12 +125,15 @@ class Runner:
 
 def first_calls(r: Runner, x, y):
     """Compile (first call: trace + lower + compile + one run) and record the first loss."""
+    out, r.compile_infer_s = _timed(lambda: r.infer_once(x))
+    # a checksum of the first inference output (before any update): equal across
+    # implementations that start from the same weights, even with dropout in training
+    r.out0 = float(np.mean(np.abs(np.asarray(out, np.float32))))
     if r.built.fit_steps is not None:
         _, r.compile_train_s = _timed(lambda: r.built.fit_steps(1))
     else:
         loss, r.compile_train_s = _timed(lambda: r.train_once(x, y))
         r.loss0 = float(loss)
-    _, r.compile_infer_s = _timed(lambda: r.infer_once(x))
 
 
 def warm_up(r: Runner, x, y, n: int):
@@ -214,7 +218,7 @@ def measure(builders: dict, x, y, *, passes: int = 5, budget_s: float = 0.4, war
     rows = [summarize(r, reps[r.name]) for r in runners]
     for row in rows:
         log(f"    {row['impl']:<18} train {row['train_ms']:9.3f} ms  infer {row['infer_ms']:9.3f} ms"
-            f"  compile {row['compile_s']:6.2f} s  loss0 {row['loss0']:.6f}"
+            f"  compile {row['compile_s']:6.2f} s  loss0 {row['loss0']:.6f}  out0 {row['out0']:.6f}"
             f"{'  BUSY' if row['busy'] else ''}")
     return rows + skipped
 
@@ -234,7 +238,7 @@ def summarize(r: Runner, reps: int) -> dict:
         # compile: the first call less one steady-state call
         "compile_s": max(r.compile_train_s - train_med / 1e3, 0.0),
         "compile_infer_s": max(r.compile_infer_s - infer_med / 1e3, 0.0),
-        "loss0": r.loss0, "loss_last": r.loss_last,
+        "loss0": r.loss0, "out0": r.out0, "loss_last": r.loss_last,
         "reps": reps, "passes": len(r.pass_train),
         "others_cores": others, "loadavg": max(r.loadavg) if r.loadavg else float("nan"),
         "busy": bool(others > BUSY_CORES),

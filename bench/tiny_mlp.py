@@ -18,4 +18,8 @@ def data(cfg):
 
 
 def builders(cfg, x, y, dtype="float32"):
-    return mlp.builders(cfg, x, y, n_in=IN, hidden=HIDDEN, dtype=dtype)
+    out = mlp.builders(cfg, x, y, n_in=IN, hidden=HIDDEN, dtype=dtype)
+    if dtype == "float32":   # what dict-shaped params cost per call, apart from any library
+        ws = mlp.dense_weights(mlp.sizes(IN, HIDDEN))
+        out = {"hand": out.pop("hand"), "hand_dict": lambda: mlp.build_hand_dict(ws), **out}
+    return out
