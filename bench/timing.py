@@ -5,7 +5,8 @@ Every implementation of a workload is `build`-ed into a `Built`: an initial `car
 `train(carry, x, y) -> (carry, loss)` that donates the carry, and a jitted
 `infer(arg, x) -> y` with ``arg = infer_arg(carry)``. `measure` times them all in one
 process: first calls (compile), a warm-up, then several passes in which the
-implementations take turns, each pass timing `reps` single calls of each.
+implementations take turns call by call (round robin, rotated start each pass), each
+pass timing `reps` single calls of each.
 """
 from __future__ import annotations
 
@@ -146,29 +147,39 @@ def warm_up(r: Runner, x, y, n: int):
         r.infer_once(x)
 
 
-def one_pass(r: Runner, x, y, reps: int):
-    """`reps` timed train calls then `reps` timed inference calls, with the load probe."""
+def one_pass(runners, x, y, reps: dict):
+    """One pass: the implementations take turns call by call (round robin), `reps[name]`
+    timed training calls each, then likewise for inference; one load probe for the pass.
+
+    Interleaving single calls exposes every implementation to the same background load,
+    which on a shared machine drifts on a scale of seconds.
+    """
+    tr = {r.name: [] for r in runners}
+    inf = {r.name: [] for r in runners}
     with LoadProbe() as probe:
-        tr = []
-        if r.built.fit_steps is not None:
-            tr = [r.built.fit_steps(reps) / reps]
-        else:
-            for _ in range(reps):
-                t0 = time.perf_counter()
-                loss = r.train_once(x, y)
-                tr.append(time.perf_counter() - t0)
-            r.loss_last = float(loss)
-        inf = []
-        for _ in range(reps):
-            t0 = time.perf_counter()
-            r.infer_once(x)
-            inf.append(time.perf_counter() - t0)
-    r.train_s += tr
-    r.infer_s += inf
-    r.pass_train.append(statistics.median(tr))
-    r.pass_infer.append(statistics.median(inf))
-    r.others.append(probe.others)
-    r.loadavg.append(probe.loadavg)
+        for r in runners:                      # Keras' fit: one call for the pass
+            if r.built.fit_steps is not None:
+                tr[r.name].append(r.built.fit_steps(reps[r.name]) / reps[r.name])
+        for i in range(max(reps.values(), default=0)):
+            for r in runners:
+                if r.built.fit_steps is None and i < reps[r.name]:
+                    t0 = time.perf_counter()
+                    loss = r.train_once(x, y)
+                    tr[r.name].append(time.perf_counter() - t0)
+                    r.loss_last = float(loss)
+        for i in range(max(reps.values(), default=0)):
+            for r in runners:
+                if i < reps[r.name]:
+                    t0 = time.perf_counter()
+                    r.infer_once(x)
+                    inf[r.name].append(time.perf_counter() - t0)
+    for r in runners:
+        r.train_s += tr[r.name]
+        r.infer_s += inf[r.name]
+        r.pass_train.append(statistics.median(tr[r.name]))
+        r.pass_infer.append(statistics.median(inf[r.name]))
+        r.others.append(probe.others)
+        r.loadavg.append(probe.loadavg)
 
 
 def reps_for(r: Runner, x, y, budget_s: float, lo: int = 3, hi: int = 200) -> int:
@@ -213,8 +224,7 @@ def measure(builders: dict, x, y, *, passes: int = 5, budget_s: float = 0.4, war
     reps = {r.name: reps_for(r, x, y, budget_s) for r in runners}
     for p in range(passes):
         k = p % max(len(runners), 1)
-        for r in runners[k:] + runners[:k]:
-            one_pass(r, x, y, reps[r.name])
+        one_pass(runners[k:] + runners[:k], x, y, reps)
     rows = [summarize(r, reps[r.name]) for r in runners]
     for row in rows:
         log(f"    {row['impl']:<18} train {row['train_ms']:9.3f} ms  infer {row['infer_ms']:9.3f} ms"
