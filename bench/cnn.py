@@ -4,9 +4,10 @@
 All implementations start from the same weights (Keras layout: HWIO kernels, the dense
 kernel's rows in (h, w, c) flatten order), so their first losses agree.
 
-Two floors: ``hand`` is the naive one (`lax.reduce_window` max pooling, whose backward
+Three floors: ``hand`` is the naive one (`lax.reduce_window` max pooling, whose backward
 pass is slow on XLA:CPU), ``hand_reshape_pool`` pools by reshape + max (exact for a pool
-that tiles its input: stride == size, "valid", the remainder cropped).
+that tiles its input: stride == size, "valid", the remainder cropped), ``hand_pool_mixed``
+runs `reduce_window` forward and the reshape + max gradient backward (a `custom_vjp`).
 """
 from __future__ import annotations
 
@@ -49,6 +50,24 @@ def pool_reshape(x):
     n, h, w, c = x.shape
     x = x[:, : h // 2 * 2, : w // 2 * 2]
     return x.reshape(n, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
+
+
+@jax.custom_vjp
+def pool_mixed(x):
+    """`reduce_window` forward (fastest for inference), reshape + max backward (fastest
+    gradient on XLA:CPU); the same gradient as either where the pool tiles the input."""
+    return pool_window(x)
+
+
+def _pool_mixed_fwd(x):
+    return pool_window(x), x
+
+
+def _pool_mixed_bwd(x, g):
+    return jax.vjp(pool_reshape, x)[1](g)
+
+
+pool_mixed.defvjp(_pool_mixed_fwd, _pool_mixed_bwd)
 
 
 def hand_apply(params, x, pool=pool_window):
@@ -226,11 +245,13 @@ def builders(cfg, x, y, dtype="float32"):
         cast = jnp.dtype(dtype)
         return {"hand": lambda: build_hand(ws, cast),
                 "hand_reshape_pool": lambda: build_hand(ws, cast, pool_reshape),
+                "hand_pool_mixed": lambda: build_hand(ws, cast, pool_mixed),
                 "jaxlayers": lambda: build_jaxlayers(ws, cast)}
     keras = lambda: peer("keras")
     return {
         "hand": lambda: build_hand(ws),
         "hand_reshape_pool": lambda: build_hand(ws, pool=pool_reshape),
+        "hand_pool_mixed": lambda: build_hand(ws, pool=pool_mixed),
         "jaxlayers": lambda: build_jaxlayers(ws),
         "stax": lambda: build_stax(ws),
         "linen": lambda: build_linen(ws),

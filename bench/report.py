@@ -81,7 +81,7 @@ def cost_table(rows):
     keys = [k for k in rows[0] if k != "impl"] if rows else []
     lines = ["| impl | " + " | ".join(keys) + " |", "|" + "---|" * (len(keys) + 1)]
     for r in rows:
-        lines.append(f"| {r['impl']} | " + " | ".join(r[k] for k in keys) + " |")
+        lines.append(f"| {r['impl']} | " + " | ".join(r.get(k) or "" for k in keys) + " |")
     return lines
 
 
@@ -133,8 +133,8 @@ def write(folder, device="", quick=False):
            f"Machine: {m['cpu']}, {m['cores']} cores; backend {m['backend']}; "
            f"Python {m['python']}", "",
            "Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()), "",
-           "Medians of single jitted calls after warm-up; implementations take turns over "
-           "several passes. p25-p75 is the spread of all samples; 'x hand' is the ratio to the "
+           "Medians of single jitted calls after warm-up; implementations take turns call by "
+           "call (round robin) over several passes. p25-p75 is the spread of all samples; 'x hand' is the ratio to the "
            "hand-written jax.numpy/lax floor measured in the same run; loss0 (the first training loss) and out0 (mean |output| of the first inference, before any update) agree across implementations that start from the same weights. 'others' CPU' is the "
            "largest average number of cores that *other* processes used during a pass; "
            "**busy** marks a pass where it exceeded 0.25 (the timing is suspect). compile s = "
