@@ -179,9 +179,9 @@ def _eqx(ws, how):
 
     def make():
         return Net(eqx.nn.Conv2d(1, 32, 3, key=ks[0]),
-                   eqx.nn.BatchNorm(32, "batch", eps=EPS, momentum=MOMENTUM),
+                   eqx.nn.BatchNorm(32, "batch", eps=EPS, momentum=MOMENTUM, mode="batch"),
                    eqx.nn.Conv2d(32, 64, 3, key=ks[1]),
-                   eqx.nn.BatchNorm(64, "batch", eps=EPS, momentum=MOMENTUM),
+                   eqx.nn.BatchNorm(64, "batch", eps=EPS, momentum=MOMENTUM, mode="batch"),
                    eqx.nn.Linear(1600, 128, key=ks[2]), eqx.nn.Linear(128, 10, key=ks[3]),
                    eqx.nn.MaxPool2d(2, 2), eqx.nn.Dropout(RATE))
 
