@@ -211,6 +211,11 @@ def measure(builders: dict, x, y, *, passes: int = 5, budget_s: float = 0.4, war
             skipped.append({"impl": name, "note": f"skipped: {e}"})
             log(f"    {name:<18} skipped: {e}")
             continue
+        except Exception as e:  # e.g. a newly merged layer whose params differ from Keras'
+            msg = f"failed to build: {type(e).__name__}: {str(e).splitlines()[0][:200]}"
+            skipped.append({"impl": name, "note": msg})
+            log(f"    {name:<18} {msg}")
+            continue
         r = Runner(name, built)
         try:
             first_calls(r, x, y)
