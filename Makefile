@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: demo test examples bench clean
+.PHONY: demo test examples bench bench-quick clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -11,6 +11,10 @@ $(VENV)/bin/python:
 
 $(VENV)/.examples: pyproject.toml | $(VENV)/bin/python
 	$(PY) -m pip install -q -e '.[examples]'
+	touch $@
+
+$(VENV)/.bench: pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install -q -e '.[dev,bench]'
 	touch $@
 
 $(VENV)/.test: pyproject.toml | $(VENV)/bin/python
@@ -25,6 +29,12 @@ examples: $(VENV)/.examples        ## run every example
 
 test: $(VENV)/.test                ## install and run the whole test suite
 	$(PY) -m pytest
+
+bench: $(VENV)/.bench              ## every workload and peer: bench/results/*.csv, README.md, scaling.png
+	$(PY) -m bench
+
+bench-quick: $(VENV)/.bench        ## smoke run (1 pass, few reps) into bench/results/raw/quick
+	$(PY) -m bench --quick
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,103 @@
+"""The benchmark suite imports and computes what it claims (no timing is asserted).
+
+jaxlayers and the hand-written floor must give the same loss, the same update and the
+same inference output from the same params; each installed peer must give the same first
+loss on the tiny MLP (a peer that is not installed is skipped).
+"""
+import importlib
+
+import jax
+import numpy as np
+import pytest
+
+from bench import mlp, tiny_mlp
+from bench.timing import Unavailable, measure
+
+@pytest.fixture(autouse=True)
+def _allow_rank_promotion():
+    """The floor and the peers are user code: they broadcast a bias implicitly, as users do."""
+    with jax.numpy_rank_promotion("allow"):
+        yield
+
+
+MODULES = ["timing", "common", "peers", "mlp", "tiny_mlp", "cnn", "lstm", "gru",
+           "bn_dropout_cnn", "residual", "build_cost", "report", "run"]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_bench_modules_import(name):
+    importlib.import_module(f"bench.{name}")
+
+
+def _one_step(built, x, y):
+    out = np.asarray(built.infer(built.infer_arg(built.carry), x))
+    built.carry, loss = built.train(built.carry, x, y)
+    return float(loss), out, built.carry
+
+
+def test_jaxlayers_mlp_matches_hand_written():
+    cfg = {"batch": 16}
+    x, y = mlp.data(cfg)
+    b = mlp.builders(cfg, x, y)
+    loss_h, out_h, (params_h, _) = _one_step(b["hand"](), x, y)
+    loss_j, out_j, (params_j, _) = _one_step(b["jaxlayers"](), x, y)
+    assert np.isfinite(loss_h)
+    np.testing.assert_allclose(loss_j, loss_h, rtol=1e-6)
+    np.testing.assert_allclose(out_j, out_h, rtol=1e-5, atol=1e-6)
+    for (w, bias), p in zip(params_h, params_j):           # one Adam step, same result
+        np.testing.assert_allclose(p["kernel"], w, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(p["bias"], bias, rtol=1e-5, atol=1e-7)
+
+
+def test_jaxlayers_bfloat16_path_stays_close():
+    cfg = {"batch": 16}
+    x, y = mlp.data(cfg)
+    b32 = mlp.builders(cfg, x, y)
+    b16 = mlp.builders(cfg, x, y, dtype="bfloat16")
+    loss32, _, _ = _one_step(b32["jaxlayers"](), x, y)
+    loss16, _, (params16, _) = _one_step(b16["jaxlayers"](), x, y)
+    assert abs(loss16 - loss32) < 0.05
+    assert all(p.dtype == np.float32 for p in jax.tree_util.tree_leaves(params16))
+
+
+PEERS = ["stax", "linen", "nnx_split", "nnx_jit", "eqx_jit", "eqx_filter_jit", "haiku",
+         "keras_stateless"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("peer", PEERS)
+def test_peer_computes_the_same_tiny_mlp(peer):
+    cfg = tiny_mlp.BASE
+    x, y = tiny_mlp.data(cfg)
+    b = tiny_mlp.builders(cfg, x, y)
+    try:
+        built = b[peer]()
+    except Unavailable as e:
+        pytest.skip(str(e))
+    loss_p, out_p, _ = _one_step(built, x, y)
+    loss_h, out_h, _ = _one_step(b["hand"](), x, y)
+    np.testing.assert_allclose(loss_p, loss_h, rtol=1e-5)
+    np.testing.assert_allclose(out_p, out_h, rtol=1e-4, atol=1e-5)
+
+
+def test_harness_runs_and_reports(tmp_path):
+    cfg = tiny_mlp.BASE
+    x, y = tiny_mlp.data(cfg)
+    b = tiny_mlp.builders(cfg, x, y)
+    rows = measure({k: b[k] for k in ("hand", "jaxlayers")}, x, y, passes=2, budget_s=0.0,
+                   warmup=1, log=lambda *a: None)
+    assert [r["impl"] for r in rows] == ["hand", "jaxlayers"]
+    assert rows[0]["loss0"] == pytest.approx(rows[1]["loss0"], rel=1e-6)
+    assert all(r["passes"] == 2 and r["train_ms"] > 0 for r in rows)
+    from bench import report, run
+    run.write_csv(str(tmp_path / "tiny_mlp.csv"), run.with_ratios(
+        [dict(r, workload="tiny_mlp", config="batch=8", dtype="float32") for r in rows]))
+    report.write(str(tmp_path))
+    text = (tmp_path / "README.md").read_text()
+    assert "| jaxlayers |" in text and "jax " in text
+
+
+def test_missing_jaxlayers_layer_is_reported_not_raised():
+    from bench import common
+    with pytest.raises(Unavailable, match="not available yet"):
+        common.jl_names("NoSuchLayerXYZ")
