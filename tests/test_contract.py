@@ -151,7 +151,8 @@ def test_check_grads(case):
             else:
                 f = lambda p: run(model, p, s64, x64, train)[0]
                 args = (p64,)
-            jax.test_util.check_grads(f, args, order=1, modes=("rev",), atol=1e-4, rtol=1e-4)
+            jax.test_util.check_grads(f, args, order=1, modes=("rev",), atol=1e-4, rtol=1e-4,
+                                      eps=1e-6)
 
 
 def test_bfloat16(case):
