@@ -8,6 +8,8 @@ import dataclasses
 
 import jax.numpy as jnp
 
+from .core import get_by_name
+
 _EPSILON = 1e-7
 
 
@@ -67,15 +69,7 @@ _BY_NAME = {"max_norm": MaxNorm, "min_max_norm": MinMaxNorm, "unit_norm": UnitNo
 
 def get(identifier):
     """A constraint from a name (``"max_norm"``, Keras' defaults), an object, or None."""
-    if identifier is None or callable(identifier) and not isinstance(identifier, type):
-        return identifier
-    if isinstance(identifier, type):
-        return identifier()
-    if isinstance(identifier, str) and identifier in _BY_NAME:
-        return _BY_NAME[identifier]()
-    raise ValueError(f"unknown constraint {identifier!r}; valid names: "
-                     f"{', '.join(sorted(k for k in _BY_NAME if k.islower()))}, or a callable "
-                     f"array -> array")
+    return get_by_name(identifier, _BY_NAME, "constraint", "array -> array")
 
 
 def constrain_updates(model):

@@ -465,6 +465,20 @@ def cast_like(x, *params):
 # --------------------------------------------------------------------------- penalties
 
 
+def get_by_name(identifier, table: dict, kind: str, signature: str):
+    """Keras-style lookup: None or a callable as is, a class instantiated, a name from
+    `table` instantiated with its defaults; anything else a ValueError listing the names."""
+    if identifier is None or callable(identifier) and not isinstance(identifier, type):
+        return identifier
+    if isinstance(identifier, type):
+        return identifier()
+    if isinstance(identifier, str) and identifier in table:
+        return table[identifier]()
+    raise ValueError(f"unknown {kind} {identifier!r}; valid names: "
+                     f"{', '.join(sorted(k for k in table if k.islower()))}, or a callable "
+                     f"{signature}")
+
+
 def weight_hooks(layer_name: str, **rules):
     """``(penalty, constrain)`` for a leaf layer's params dict.
 

@@ -7,6 +7,8 @@ import math
 import jax
 import jax.numpy as jnp
 
+from .core import get_by_name
+
 
 def _check_factor(who, name, value):
     """Keras' rule: a factor is a finite non-negative float (ValueError naming `who`)."""
@@ -93,15 +95,7 @@ _BY_NAME = {"l1": L1, "l2": L2, "l1_l2": L1L2, "l1l2": L1L2,
 
 def get(identifier):
     """A regularizer from a name (``"l2"``, with Keras' default factor), an object, or None."""
-    if identifier is None or callable(identifier) and not isinstance(identifier, type):
-        return identifier
-    if isinstance(identifier, type):
-        return identifier()
-    if isinstance(identifier, str) and identifier in _BY_NAME:
-        return _BY_NAME[identifier]()
-    raise ValueError(f"unknown regularizer {identifier!r}; valid names: "
-                     f"{', '.join(sorted(k for k in _BY_NAME if k.islower()))}, or a callable "
-                     f"array -> scalar")
+    return get_by_name(identifier, _BY_NAME, "regularizer", "array -> scalar")
 
 
 def with_activity_regularizer(layer, regularizer):

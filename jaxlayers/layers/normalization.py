@@ -11,16 +11,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from .. import initializers as _initializers
 from ..core import Layer, Shape, ShapeError, as_layer, as_shape, check_rank, describe, is_free
 from ..core import weight_hooks
-
-
-def _initializer(name, init):
-    try:
-        return _initializers.get(init)
-    except ValueError as e:
-        raise ShapeError(str(e), name) from None
+from .core import _initializer
 
 
 def _axes_arg(layer, axis):
