@@ -114,12 +114,15 @@ def test_unsupported_layers_ops_and_arguments_are_named():
     kernel = params[1]["kernel"]
     np.testing.assert_allclose(model.penalty(params), 0.1 * np.abs(kernel).sum(), rtol=1e-5)
     assert kernel.min() < 0 and np.min(model.constrain(params)[1]["kernel"]) == 0
+    cells = [keras.layers.LSTMCell(2, **ZR), keras.layers.GRUCell(2, **ZR)]
     with jax.numpy_rank_promotion("allow"):
-        km6 = keras.Sequential([keras.Input((4, 3)), keras.layers.Bidirectional(
-            keras.layers.RNN(keras.layers.LSTMCell(2, kernel_initializer="zeros",
-                                                   recurrent_initializer="zeros")))])
-    with pytest.raises(jl.io.KerasImportError, match="wraps RNN"):
+        km6 = keras.Sequential([keras.Input((4, 3)), keras.layers.RNN(cells)])
+    with pytest.raises(jl.io.KerasImportError, match="RNN 'rnn.*': cell StackedRNNCells has no"):
         jl.from_keras(km6)
+    km7 = keras.Sequential([keras.Input(batch_shape=(2, 2, 4, 3)), keras.layers.TimeDistributed(
+        keras.layers.LSTM(2, stateful=True, **ZR))])
+    with pytest.raises(jl.io.KerasImportError, match="LSTM 'lstm.*': LSTM: .*stateful"):
+        jl.from_keras(km7)
 
 
 def test_a_new_family_registers_a_converter(monkeypatch):
@@ -273,12 +276,14 @@ def test_text_model_embedding_mask_lstm_gru_bidirectional(tmp_path):
         L.TimeDistributed(L.Dense(4, **Z)),
         L.Bidirectional(L.GRU(3, return_sequences=True, **ZR), merge_mode="sum"),
         L.GRU(3, reset_after=False, return_sequences=True, go_backwards=True, **ZR),
+        L.Bidirectional(L.RNN(L.LSTMCell(2, **ZR), return_sequences=True), merge_mode="mul"),
         L.SimpleRNN(2, go_backwards=True, activation="relu", **ZR),
         L.Dense(2, **Z),
     ]))
     model, params, _ = check(km, padded_tokens(), tmp_path)
     assert len(params[2]) == 2 and params[2][1]["kernel"].shape == (4, 12)
     assert params[5]["bias"].shape == (9,)          # reset_after=False
+    assert params[6][0]["recurrent_kernel"].shape == (2, 8)      # Bidirectional(RNN(cell))
 
 
 def test_masking_and_functional_rnn_states():

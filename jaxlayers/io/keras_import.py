@@ -192,6 +192,21 @@ def _recurrent(ctor):
     return convert
 
 
+_CELLS = {"SimpleRNNCell": R.SimpleRNNCell, "LSTMCell": R.LSTMCell, "GRUCell": R.GRUCell}
+
+
+def _rnn(kl, in_bidirectional=False):
+    """Keras' generic ``RNN(cell)`` with a built-in cell."""
+    cls = type(kl.cell).__name__
+    if cls not in _CELLS:
+        raise KerasImportError(f"{_where(kl)}: cell {cls} has no jaxlayers equivalent; "
+                               f"jaxlayers converts RNN({', '.join(sorted(_CELLS))})")
+    cell = _build(kl.cell, _CELLS[cls], **keras_arguments(kl.cell, _CELLS[cls]))
+    skip = ("cell", "zero_output_for_mask") if in_bidirectional else ("cell",)
+    layer = _build(kl, R.RNN, cell=cell, **keras_arguments(kl, R.RNN, skip=skip))
+    return layer, keras_weights(kl), None
+
+
 def _bidirectional(kl):
     def inner(sub):
         cls = type(sub).__name__
@@ -232,7 +247,7 @@ def _no_params(make):
     return convert
 
 
-_RECURRENT = {"SimpleRNN": R.SimpleRNN, "LSTM": R.LSTM, "GRU": R.GRU}
+_RECURRENT = {"SimpleRNN": R.SimpleRNN, "LSTM": R.LSTM, "GRU": R.GRU, "RNN": R.RNN}
 
 # Layers whose jaxlayers constructor takes Keras' config unchanged.
 _GENERIC = [
@@ -264,7 +279,8 @@ CONVERTERS = {
     "InputLayer": _no_params(lambda kl: L.InputLayer(tuple(kl.batch_shape[1:]))),
     **{ctor.__name__: generic(ctor) for ctor in _GENERIC},
     "BatchNormalization": generic(N.BatchNormalization, ("moving_mean", "moving_variance")),
-    **{name: _recurrent(ctor) for name, ctor in _RECURRENT.items()},
+    **{name: _recurrent(ctor) for name, ctor in _RECURRENT.items() if name != "RNN"},
+    "RNN": _rnn,
     "Bidirectional": _bidirectional,
     "TimeDistributed": _time_distributed,
 }
