@@ -114,6 +114,8 @@ def test_unsupported_layers_ops_and_arguments_are_named():
     kernel = params[1]["kernel"]
     np.testing.assert_allclose(model.penalty(params), 0.1 * np.abs(kernel).sum(), rtol=1e-5)
     assert kernel.min() < 0 and np.min(model.constrain(params)[1]["kernel"]) == 0
+    _, fresh = model.init(jax.random.key(1), None)      # Keras' initializer came along
+    assert fresh[1]["kernel"].shape == (2, 3, 2) and not np.any(fresh[1]["kernel"])
     cells = [keras.layers.LSTMCell(2, **ZR), keras.layers.GRUCell(2, **ZR)]
     with jax.numpy_rank_promotion("allow"):
         km6 = keras.Sequential([keras.Input((4, 3)), keras.layers.RNN(cells)])

@@ -1,13 +1,17 @@
 """`from_keras`: a Keras 3 model (object, ``.keras`` file, or ``.weights.h5`` + architecture)
-as a jaxlayers model with its params.
+as a jaxlayers model with its params and state.
 
-Each Keras layer class is converted by a function registered in `CONVERTERS`, a dict from
-the Keras class name to ``converter(keras_layer) -> (layer, params, state)``: a jaxlayers
-Layer, its params in jaxlayers' layout (numpy arrays), and its state (or None to take
-the state its ``init`` builds). Another layer family adds its own entries, e.g.
+A Sequential model becomes a `serial`; a functional model is replayed node by node on
+jaxlayers' symbolic tensors and becomes a `jl.Model` with Keras' layer names. Each Keras
+layer class is converted by a function registered in `CONVERTERS`, a dict from the Keras
+class name to ``converter(keras_layer) -> (layer, params, state)``: a jaxlayers Layer, its
+params in jaxlayers' layout (numpy arrays), and its state (or None to take the state its
+``init`` builds). jaxlayers' constructors take Keras' argument names, so most converters
+are ``generic(Constructor)``: the Keras config passed through `keras_arguments`, the
+weights through `keras_weights`. Register a new one the same way:
 
-    from jaxlayers.io.keras_import import CONVERTERS, keras_weights
-    CONVERTERS["Conv2D"] = lambda kl: (jl.Conv2D(...), keras_weights(kl), None)
+    from jaxlayers.io.keras_import import CONVERTERS, generic
+    CONVERTERS["MyLayer"] = generic(MyLayer)
 
 A layer class without a converter raises `KerasImportError` naming it.
 """
@@ -85,15 +89,6 @@ def _constraint(obj, where):
     if name not in table:
         raise KerasImportError(f"{where}: constraint {name} has no jaxlayers equivalent")
     return table[name](**cfg)
-
-
-def _activation_name(layer, fn):
-    keras = _keras()
-    name = keras.activations.serialize(fn)
-    if isinstance(name, dict):
-        raise KerasImportError(f"{type(layer).__name__} {layer.name!r}: custom activation "
-                               f"{name} has no jaxlayers equivalent")
-    return None if name == "linear" else name
 
 
 # --------------------------------------------------------------------------- converters
@@ -225,22 +220,6 @@ def _time_distributed(kl):
     return R.TimeDistributed(inner), params, state
 
 
-def _dense(kl):
-    where = f"Dense {kl.name!r}"
-    layer = L.Dense(kl.units, activation=_activation_name(kl, kl.activation),
-                    use_bias=kl.use_bias,
-                    kernel_regularizer=_regularizer(kl.kernel_regularizer, where),
-                    bias_regularizer=_regularizer(kl.bias_regularizer, where),
-                    activity_regularizer=_regularizer(kl.activity_regularizer, where),
-                    kernel_constraint=_constraint(kl.kernel_constraint, where),
-                    bias_constraint=_constraint(kl.bias_constraint, where))
-    w = keras_weights(kl)
-    params = {"kernel": w["kernel"]}
-    if kl.use_bias:
-        params["bias"] = w["bias"]
-    return layer, params, None
-
-
 def _no_params(make):
     def convert(kl):
         return make(kl), (), None
@@ -251,6 +230,7 @@ _RECURRENT = {"SimpleRNN": R.SimpleRNN, "LSTM": R.LSTM, "GRU": R.GRU, "RNN": R.R
 
 # Layers whose jaxlayers constructor takes Keras' config unchanged.
 _GENERIC = [
+    L.Dense, L.Activation, L.Dropout, L.Flatten, L.Reshape, L.Permute, L.RepeatVector,
     C.Conv1D, C.Conv2D, C.Conv3D, C.Conv1DTranspose, C.Conv2DTranspose, C.Conv3DTranspose,
     C.DepthwiseConv1D, C.DepthwiseConv2D, C.SeparableConv1D, C.SeparableConv2D,
     P.MaxPooling1D, P.MaxPooling2D, P.MaxPooling3D,
@@ -268,14 +248,6 @@ _GENERIC = [
 ]
 
 CONVERTERS = {
-    "Dense": _dense,
-    "Dropout": _no_params(lambda kl: L.Dropout(kl.rate, noise_shape=kl.noise_shape)),
-    "Flatten": _no_params(lambda kl: L.Flatten(kl.data_format)),
-    "Reshape": _no_params(lambda kl: L.Reshape(kl.target_shape)),
-    "Activation": _no_params(lambda kl: L.Activation(_activation_name(kl, kl.activation)
-                                                     or "linear")),
-    "Permute": _no_params(lambda kl: L.Permute(kl.dims)),
-    "RepeatVector": _no_params(lambda kl: L.RepeatVector(kl.n)),
     "InputLayer": _no_params(lambda kl: L.InputLayer(tuple(kl.batch_shape[1:]))),
     **{ctor.__name__: generic(ctor) for ctor in _GENERIC},
     "BatchNormalization": generic(N.BatchNormalization, ("moving_mean", "moving_variance")),
@@ -436,11 +408,14 @@ def from_keras(model_or_path, model=None):
 
     `model_or_path` is a Keras model, a ``.keras`` file, or a ``.weights.h5`` file (then
     `model` must be a Keras model of the same architecture; the weights are loaded into it
-    first). The result is a `serial` model that starts with an `InputLayer` holding Keras'
-    input shape, so ``layer.init(key, None)`` works; `state` is ``()`` unless the model is
-    stateful. Supported: Sequential models and chain-shaped functional models of the
-    layers in `CONVERTERS` (nested models too). Outputs match Keras within float32
-    rounding; weight regularizers and constraints are carried over.
+    first). A Sequential model becomes a `serial` that starts with an `InputLayer` holding
+    Keras' input shape, so ``layer.init(key, None)`` works; a functional model (branches,
+    merges, several inputs / outputs, shared layers, nested models) becomes a `jl.Model`
+    whose params are keyed by Keras' layer names. `state` is ``()`` unless the model is
+    stateful (BatchNormalization's moving statistics are carried over). Supported: every
+    layer in `CONVERTERS` (see docs/training.md); anything else raises `KerasImportError`
+    naming the layer. Outputs match Keras within float32 rounding; weight regularizers
+    and constraints are carried over.
     """
     keras = _keras()
     km = model_or_path
