@@ -116,6 +116,12 @@ def test_unsupported_layers_ops_and_arguments_are_named():
     assert kernel.min() < 0 and np.min(model.constrain(params)[1]["kernel"]) == 0
     _, fresh = model.init(jax.random.key(1), None)      # Keras' initializer came along
     assert fresh[1]["kernel"].shape == (2, 3, 2) and not np.any(fresh[1]["kernel"])
+    class Halved(keras.regularizers.Regularizer):
+        def __call__(self, x):
+            return 0.5 * keras.ops.sum(x)
+    km8 = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, bias_regularizer=Halved())])
+    with pytest.raises(jl.io.KerasImportError, match="Dense 'dense.*Halved.*no jaxlayers equivalent"):
+        jl.from_keras(km8)
     cells = [keras.layers.LSTMCell(2, **ZR), keras.layers.GRUCell(2, **ZR)]
     with jax.numpy_rank_promotion("allow"):
         km6 = keras.Sequential([keras.Input((4, 3)), keras.layers.RNN(cells)])

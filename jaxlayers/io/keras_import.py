@@ -56,39 +56,34 @@ def keras_weights(layer) -> dict:
     return {v.path.split("/")[-1]: np.asarray(v.numpy()) for v in layer.weights}
 
 
-def _serialized(obj):
-    """A Keras regularizer / constraint as ``(class name, config)``, or None."""
+def _serialized(obj, table, what, where):
+    """``(jaxlayers constructor, config)`` for a Keras regularizer / constraint object,
+    None for None; a class missing from `table` (a custom one) raises."""
     if obj is None:
         return None
-    keras = _keras()
-    cfg = keras.saving.serialize_keras_object(obj)
-    return cfg["class_name"], cfg.get("config", {})
+    name = type(obj).__name__
+    if name not in table:
+        raise KerasImportError(f"{where}: {what} {name} has no jaxlayers equivalent")
+    return table[name], obj.get_config()
 
 
 def _regularizer(obj, where):
     from .. import regularizers
-    s = _serialized(obj)
-    if s is None:
-        return None
-    name, cfg = s
     table = {"L1": regularizers.L1, "L2": regularizers.L2, "L1L2": regularizers.L1L2,
              "OrthogonalRegularizer": regularizers.OrthogonalRegularizer}
-    if name not in table:
-        raise KerasImportError(f"{where}: regularizer {name} has no jaxlayers equivalent")
-    return table[name](**{k: v for k, v in cfg.items() if k in ("l1", "l2", "factor", "mode")})
+    s = _serialized(obj, table, "regularizer", where)
+    if s is None:
+        return None
+    ctor, cfg = s
+    return ctor(**{k: v for k, v in cfg.items() if k in ("l1", "l2", "factor", "mode")})
 
 
 def _constraint(obj, where):
     from .. import constraints
-    s = _serialized(obj)
-    if s is None:
-        return None
-    name, cfg = s
     table = {"MaxNorm": constraints.MaxNorm, "MinMaxNorm": constraints.MinMaxNorm,
              "UnitNorm": constraints.UnitNorm, "NonNeg": constraints.NonNeg}
-    if name not in table:
-        raise KerasImportError(f"{where}: constraint {name} has no jaxlayers equivalent")
-    return table[name](**cfg)
+    s = _serialized(obj, table, "constraint", where)
+    return None if s is None else s[0](**s[1])
 
 
 # --------------------------------------------------------------------------- converters
@@ -117,6 +112,15 @@ def _initializer(value):
     return value
 
 
+def _live(kl, key, value, get):
+    """The object behind config entry `key`: the layer's own (or its cell's) attribute,
+    else deserialized from the config."""
+    for owner in (kl, getattr(kl, "cell", None)):
+        if owner is not None and hasattr(owner, key):
+            return getattr(owner, key)
+    return get(value)
+
+
 def keras_arguments(kl, ctor, *, skip=()) -> dict:
     """The arguments of jaxlayers' `ctor` read from the Keras layer `kl`'s config.
 
@@ -132,7 +136,12 @@ def keras_arguments(kl, ctor, *, skip=()) -> dict:
     where = _where(kl)
     accepted = inspect.signature(ctor).parameters
     out = {}
-    for key, value in kl.get_config().items():
+    try:
+        config = kl.get_config()
+    except NotImplementedError as e:          # a custom object without get_config
+        raise KerasImportError(f"{where}: {e}; custom regularizers, constraints and "
+                               f"initializers have no jaxlayers equivalent") from None
+    for key, value in config.items():
         if key in skip or key in _IGNORED:
             continue
         if key not in accepted:
@@ -141,9 +150,9 @@ def keras_arguments(kl, ctor, *, skip=()) -> dict:
             raise KerasImportError(f"{where}: argument {key}={value!r} has no jaxlayers "
                                    f"equivalent")
         if key.endswith("_regularizer"):
-            value = _regularizer(keras.regularizers.get(value), where)
+            value = _regularizer(_live(kl, key, value, keras.regularizers.get), where)
         elif key.endswith("_constraint"):
-            value = _constraint(keras.constraints.get(value), where)
+            value = _constraint(_live(kl, key, value, keras.constraints.get), where)
         elif key.endswith("_initializer"):
             value = _initializer(value)
             if value is None:
