@@ -15,6 +15,7 @@ layers with one name) is raised while the graph is built, naming the layers.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import heapq
 import itertools
 import re
@@ -25,7 +26,7 @@ import jax.numpy as jnp
 
 from .core import (Layer, Shape, ShapeError, apply_child, as_layer, as_shape, check_input,
                    child_rng, describe, dummy_shape, init_child, is_free, located,
-                   stateful_apply, stateful_init)
+                   propagate_mask, stateful_apply, stateful_init)
 
 _node_ids = itertools.count()
 
@@ -383,6 +384,17 @@ def _check_shared(a: Node, b: Node, name: str):
 # --------------------------------------------------------------------------- Model
 
 
+def _node_mask(node: Node, masks: dict):
+    """The time-step mask a node's layer receives: its input's, or for several inputs
+    (a merge) the AND of those that carry one, as Keras' merge layers combine masks."""
+    known = [masks[t] for t in node.input_tensors() if masks.get(t) is not None]
+    if not known:
+        return None
+    if len(known) == 1 or any(m.shape != known[0].shape for m in known):
+        return known[0] if len(known) == 1 else None
+    return functools.reduce(jnp.logical_and, known)
+
+
 def Model(inputs, outputs, name: str | None = None) -> Layer:
     """A Layer running the graph from `inputs` to `outputs` (Keras' functional Model).
 
@@ -411,6 +423,7 @@ def Model(inputs, outputs, name: str | None = None) -> Layer:
     out_defs = [jax.tree_util.tree_structure(n.outputs, is_leaf=is_symbolic) for n in nodes]
     keys_of = {l: i for i, l in enumerate(layers)}
     stateful = any(l.stateful for l in layers)
+    masked = any(l.mask_fn is not None or l.takes_mask for l in layers)
 
     def input_shapes(input_shape):
         declared = [t.shape for t in in_tensors]
@@ -459,17 +472,21 @@ def Model(inputs, outputs, name: str | None = None) -> Layer:
             check_input(f"{model_name} > {n}", a, t.shape)
             values[t] = a
         state = dict(state)
+        masks = {}
         for i, (node, out_def) in enumerate(zip(nodes, out_defs)):
             lname = names[node.layer]
             xin = _map(lambda t: values[t], node.inputs)
+            mask = _node_mask(node, masks) if masked else None
             y, state[lname] = apply_child(node.layer, params[lname], state[lname], xin,
-                                          child_rng(rng, i), train, lname)
+                                          child_rng(rng, i), train, lname, mask)
             try:
                 ys = out_def.flatten_up_to(y)
             except (ValueError, TypeError):
                 raise ShapeError(f"returned {type(y).__name__}, not the outputs its init "
                                  f"described", f"{lname} {node.layer.name}") from None
             values.update(zip(node.output_tensors(), ys))
+            if masked:
+                masks[node.output_tensors()[0]] = propagate_mask(node.layer, xin, ys[0], mask)
         return _map(lambda t: values[t], graph.outputs), state
 
     def penalty(params):

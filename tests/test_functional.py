@@ -440,3 +440,23 @@ def test_plot_model_without_matplotlib_says_what_to_install(monkeypatch, tmp_pat
     inp = jl.Input((3,))
     with pytest.raises(ImportError, match=r"pip install 'jaxlayers\[plot\]'"):
         jl.plot_model(jl.Model(inp, jl.Dense(2)(inp)), to_file=str(tmp_path / "m.png"))
+
+
+# --------------------------------------------------------------------------- masks
+
+
+def test_masks_travel_through_the_graph_and_merges():
+    """A mask made by Embedding(mask_zero=True) reaches the LSTM through a Dense and an Add
+    (Keras' merge rule: the AND of the inputs' masks; checked against Keras in
+    test_keras_import)."""
+    tokens = np.array([[3, 1, 4, 0, 0], [2, 7, 0, 0, 0]], np.int32)
+    emb, dense, lstm = jl.Embedding(8, 3, mask_zero=True), jl.Dense(3), jl.LSTM(2)
+    inp = jl.Input((5,), dtype=jnp.int32)
+    e = emb(inp)
+    model = jl.Model(inp, lstm(jl.Add()([e, dense(e)])))
+    _, params = model.init(KEY)
+    h = emb.apply(params["embedding"], tokens)
+    h = h + dense.apply(params["dense"], h)
+    want = lstm.apply(params["lstm"], h, mask=tokens != 0)
+    np.testing.assert_allclose(model.apply(params, tokens), want, rtol=1e-6)
+    assert not np.allclose(lstm.apply(params["lstm"], h), want)    # the mask mattered

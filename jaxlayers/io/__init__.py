@@ -1,3 +1,4 @@
 """Saving and loading: safetensors checkpoints and Keras weight import."""
 from .checkpoint import Checkpoint, CheckpointError, load, save
-from .keras_import import CONVERTERS, KerasImportError, from_keras, keras_weights
+from .keras_import import (CONVERTERS, KerasImportError, from_keras, generic, keras_arguments,
+                           keras_weights)

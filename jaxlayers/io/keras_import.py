@@ -1,18 +1,23 @@
 """`from_keras`: a Keras 3 model (object, ``.keras`` file, or ``.weights.h5`` + architecture)
-as a jaxlayers model with its params.
+as a jaxlayers model with its params and state.
 
-Each Keras layer class is converted by a function registered in `CONVERTERS`, a dict from
-the Keras class name to ``converter(keras_layer) -> (layer, params, state)``: a jaxlayers
-Layer, its params in jaxlayers' layout (numpy arrays), and its state (or None to take
-the state its ``init`` builds). Another layer family adds its own entries, e.g.
+A Sequential model becomes a `serial`; a functional model is replayed node by node on
+jaxlayers' symbolic tensors and becomes a `jl.Model` with Keras' layer names. Each Keras
+layer class is converted by a function registered in `CONVERTERS`, a dict from the Keras
+class name to ``converter(keras_layer) -> (layer, params, state)``: a jaxlayers Layer, its
+params in jaxlayers' layout (numpy arrays), and its state (or None to take the state its
+``init`` builds). jaxlayers' constructors take Keras' argument names, so most converters
+are ``generic(Constructor)``: the Keras config passed through `keras_arguments`, the
+weights through `keras_weights`. Register a new one the same way:
 
-    from jaxlayers.io.keras_import import CONVERTERS, keras_weights
-    CONVERTERS["Conv2D"] = lambda kl: (jl.Conv2D(...), keras_weights(kl), None)
+    from jaxlayers.io.keras_import import CONVERTERS, generic
+    CONVERTERS["MyLayer"] = generic(MyLayer)
 
 A layer class without a converter raises `KerasImportError` naming it.
 """
 from __future__ import annotations
 
+import inspect
 import os
 
 import jax
@@ -20,7 +25,17 @@ import numpy as np
 
 from ..core import as_shape, with_state
 from ..combinators import serial
+from ..functional import Input, Model, SymbolicTensor, named
+from ..layers import activation as A
+from ..layers import conv as C
 from ..layers import core as L
+from ..layers import embedding as E
+from ..layers import merging as M
+from ..layers import normalization as N
+from ..layers import pooling as P
+from ..layers import recurrent as R
+from ..layers import regularization as G
+from ..layers import reshaping as S
 
 
 class KerasImportError(ValueError):
@@ -41,67 +56,177 @@ def keras_weights(layer) -> dict:
     return {v.path.split("/")[-1]: np.asarray(v.numpy()) for v in layer.weights}
 
 
-def _serialized(obj):
-    """A Keras regularizer / constraint as ``(class name, config)``, or None."""
+def _serialized(obj, table, what, where):
+    """``(jaxlayers constructor, config)`` for a Keras regularizer / constraint object,
+    None for None; a class missing from `table` (a custom one) raises."""
     if obj is None:
         return None
-    keras = _keras()
-    cfg = keras.saving.serialize_keras_object(obj)
-    return cfg["class_name"], cfg.get("config", {})
+    name = type(obj).__name__
+    if name not in table:
+        raise KerasImportError(f"{where}: {what} {name} has no jaxlayers equivalent")
+    return table[name], obj.get_config()
 
 
 def _regularizer(obj, where):
     from .. import regularizers
-    s = _serialized(obj)
-    if s is None:
-        return None
-    name, cfg = s
     table = {"L1": regularizers.L1, "L2": regularizers.L2, "L1L2": regularizers.L1L2,
              "OrthogonalRegularizer": regularizers.OrthogonalRegularizer}
-    if name not in table:
-        raise KerasImportError(f"{where}: regularizer {name} has no jaxlayers equivalent")
-    return table[name](**{k: v for k, v in cfg.items() if k in ("l1", "l2", "factor", "mode")})
+    s = _serialized(obj, table, "regularizer", where)
+    if s is None:
+        return None
+    ctor, cfg = s
+    return ctor(**{k: v for k, v in cfg.items() if k in ("l1", "l2", "factor", "mode")})
 
 
 def _constraint(obj, where):
     from .. import constraints
-    s = _serialized(obj)
-    if s is None:
-        return None
-    name, cfg = s
     table = {"MaxNorm": constraints.MaxNorm, "MinMaxNorm": constraints.MinMaxNorm,
              "UnitNorm": constraints.UnitNorm, "NonNeg": constraints.NonNeg}
-    if name not in table:
-        raise KerasImportError(f"{where}: constraint {name} has no jaxlayers equivalent")
-    return table[name](**cfg)
-
-
-def _activation_name(layer, fn):
-    keras = _keras()
-    name = keras.activations.serialize(fn)
-    if isinstance(name, dict):
-        raise KerasImportError(f"{type(layer).__name__} {layer.name!r}: custom activation "
-                               f"{name} has no jaxlayers equivalent")
-    return None if name == "linear" else name
+    s = _serialized(obj, table, "constraint", where)
+    return None if s is None else s[0](**s[1])
 
 
 # --------------------------------------------------------------------------- converters
 
+# Keras config keys that carry no meaning for a pure layer (names and dtypes are the
+# caller's; `synchronized` BatchNormalization equals the plain one on one device, and
+# renorm_* only matter with renorm=True, refused below).
+_IGNORED = {"name", "trainable", "dtype", "synchronized", "renorm_momentum",
+            "renorm_clipping"}
+# Keras config keys jaxlayers has no argument for, accepted only at these values.
+_MUST_BE = {"renorm": False, "quantization_config": None, "lora_rank": None,
+            "lora_alpha": None, "zero_output_for_mask": False}
 
-def _dense(kl):
-    where = f"Dense {kl.name!r}"
-    layer = L.Dense(kl.units, activation=_activation_name(kl, kl.activation),
-                    use_bias=kl.use_bias,
-                    kernel_regularizer=_regularizer(kl.kernel_regularizer, where),
-                    bias_regularizer=_regularizer(kl.bias_regularizer, where),
-                    activity_regularizer=_regularizer(kl.activity_regularizer, where),
-                    kernel_constraint=_constraint(kl.kernel_constraint, where),
-                    bias_constraint=_constraint(kl.bias_constraint, where))
-    w = keras_weights(kl)
-    params = {"kernel": w["kernel"]}
-    if kl.use_bias:
-        params["bias"] = w["bias"]
-    return layer, params, None
+
+def _where(kl) -> str:
+    return f"{type(kl).__name__} {kl.name!r}"
+
+
+def _initializer(value):
+    """A Keras initializer config as jaxlayers takes it, or None when it does not map."""
+    from .. import initializers
+    try:
+        initializers.get(value)
+    except (ValueError, TypeError):
+        return None
+    return value
+
+
+def _live(kl, key, value, get):
+    """The object behind config entry `key`: the layer's own (or its cell's) attribute,
+    else deserialized from the config."""
+    for owner in (kl, getattr(kl, "cell", None)):
+        if owner is not None and hasattr(owner, key):
+            return getattr(owner, key)
+    return get(value)
+
+
+def keras_arguments(kl, ctor, *, skip=()) -> dict:
+    """The arguments of jaxlayers' `ctor` read from the Keras layer `kl`'s config.
+
+    jaxlayers' constructors take Keras' argument names, so each config entry is passed
+    under its own name: activations by name, regularizers and constraints converted
+    (`KerasImportError` when jaxlayers lacks one), initializers when jaxlayers knows
+    them (else the default: the weights are copied anyway). A config entry jaxlayers has
+    no argument for raises `KerasImportError`, unless it is meaningless here (the name,
+    dtype policy) or at its harmless default (``renorm=False``, ...). `skip` names
+    entries the caller handles itself.
+    """
+    keras = _keras()
+    where = _where(kl)
+    accepted = inspect.signature(ctor).parameters
+    out = {}
+    try:
+        config = kl.get_config()
+    except NotImplementedError as e:          # a custom object without get_config
+        raise KerasImportError(f"{where}: {e}; custom regularizers, constraints and "
+                               f"initializers have no jaxlayers equivalent") from None
+    for key, value in config.items():
+        if key in skip or key in _IGNORED:
+            continue
+        if key not in accepted:
+            if key in _MUST_BE and value == _MUST_BE[key]:
+                continue
+            raise KerasImportError(f"{where}: argument {key}={value!r} has no jaxlayers "
+                                   f"equivalent")
+        if key.endswith("_regularizer"):
+            value = _regularizer(_live(kl, key, value, keras.regularizers.get), where)
+        elif key.endswith("_constraint"):
+            value = _constraint(_live(kl, key, value, keras.constraints.get), where)
+        elif key.endswith("_initializer"):
+            value = _initializer(value)
+            if value is None:
+                continue
+        elif key in ("activation", "recurrent_activation"):
+            if not isinstance(value, str):
+                raise KerasImportError(f"{where}: custom {key} {value!r} has no jaxlayers "
+                                       f"equivalent")
+        out[key] = value
+    return out
+
+
+def _build(kl, ctor, **kwargs):
+    """``ctor(**kwargs)``; a ValueError (a configuration jaxlayers refuses) names `kl`."""
+    try:
+        return ctor(**kwargs)
+    except ValueError as e:
+        raise KerasImportError(f"{_where(kl)}: {e}") from None
+
+
+def generic(ctor, state_names=()):
+    """A converter for a layer whose jaxlayers constructor takes Keras' config as is and
+    whose params are Keras' weights under the same names (those in `state_names`, such
+    as BatchNormalization's moving statistics, go to the state instead)."""
+    def convert(kl):
+        layer = _build(kl, ctor, **keras_arguments(kl, ctor))
+        weights = keras_weights(kl)
+        state = {k: weights.pop(k) for k in state_names if k in weights} or None
+        return layer, weights or (), state
+    convert.__name__ = f"convert_{ctor.__name__}"
+    return convert
+
+
+def _recurrent(ctor):
+    """SimpleRNN / LSTM / GRU. Inside Bidirectional Keras sets zero_output_for_mask on
+    its copies, which jaxlayers' Bidirectional does itself."""
+    def convert(kl, in_bidirectional=False):
+        skip = ("zero_output_for_mask",) if in_bidirectional else ()
+        layer = _build(kl, ctor, **keras_arguments(kl, ctor, skip=skip))
+        return layer, keras_weights(kl), None
+    return convert
+
+
+_CELLS = {"SimpleRNNCell": R.SimpleRNNCell, "LSTMCell": R.LSTMCell, "GRUCell": R.GRUCell}
+
+
+def _rnn(kl, in_bidirectional=False):
+    """Keras' generic ``RNN(cell)`` with a built-in cell."""
+    cls = type(kl.cell).__name__
+    if cls not in _CELLS:
+        raise KerasImportError(f"{_where(kl)}: cell {cls} has no jaxlayers equivalent; "
+                               f"jaxlayers converts RNN({', '.join(sorted(_CELLS))})")
+    cell = _build(kl.cell, _CELLS[cls], **keras_arguments(kl.cell, _CELLS[cls]))
+    skip = ("cell", "zero_output_for_mask") if in_bidirectional else ("cell",)
+    layer = _build(kl, R.RNN, cell=cell, **keras_arguments(kl, R.RNN, skip=skip))
+    return layer, keras_weights(kl), None
+
+
+def _bidirectional(kl):
+    def inner(sub):
+        cls = type(sub).__name__
+        if cls not in _RECURRENT:
+            raise KerasImportError(f"{_where(kl)}: wraps {cls} ({sub.name!r}); jaxlayers' "
+                                   f"Bidirectional converts {', '.join(sorted(_RECURRENT))}")
+        return CONVERTERS[cls](sub, in_bidirectional=True)
+    fwd, bwd = inner(kl.forward_layer), inner(kl.backward_layer)
+    layer = _build(kl, R.Bidirectional, layer=fwd[0], merge_mode=kl.merge_mode,
+                   backward_layer=bwd[0])
+    return layer, (fwd[1], bwd[1]), None
+
+
+def _time_distributed(kl):
+    inner, params, state = _convert_layer(kl.layer)
+    return R.TimeDistributed(inner), params, state
 
 
 def _no_params(make):
@@ -110,76 +235,180 @@ def _no_params(make):
     return convert
 
 
+_RECURRENT = {"SimpleRNN": R.SimpleRNN, "LSTM": R.LSTM, "GRU": R.GRU, "RNN": R.RNN}
+
+# Layers whose jaxlayers constructor takes Keras' config unchanged.
+_GENERIC = [
+    L.Dense, L.Activation, L.Dropout, L.Flatten, L.Reshape, L.Permute, L.RepeatVector,
+    C.Conv1D, C.Conv2D, C.Conv3D, C.Conv1DTranspose, C.Conv2DTranspose, C.Conv3DTranspose,
+    C.DepthwiseConv1D, C.DepthwiseConv2D, C.SeparableConv1D, C.SeparableConv2D,
+    P.MaxPooling1D, P.MaxPooling2D, P.MaxPooling3D,
+    P.AveragePooling1D, P.AveragePooling2D, P.AveragePooling3D,
+    P.GlobalMaxPooling1D, P.GlobalMaxPooling2D, P.GlobalMaxPooling3D,
+    P.GlobalAveragePooling1D, P.GlobalAveragePooling2D, P.GlobalAveragePooling3D,
+    S.UpSampling1D, S.UpSampling2D, S.UpSampling3D, S.ZeroPadding1D, S.ZeroPadding2D,
+    S.ZeroPadding3D, S.Cropping1D, S.Cropping2D, S.Cropping3D,
+    E.Embedding, E.Masking,
+    N.LayerNormalization, N.RMSNormalization, N.GroupNormalization, N.UnitNormalization,
+    G.SpatialDropout1D, G.SpatialDropout2D, G.SpatialDropout3D, G.GaussianNoise,
+    G.GaussianDropout, G.AlphaDropout, G.ActivityRegularization,
+    A.ReLU, A.LeakyReLU, A.ELU, A.PReLU, A.Softmax,
+    M.Add, M.Subtract, M.Multiply, M.Average, M.Maximum, M.Minimum, M.Concatenate, M.Dot,
+]
+
 CONVERTERS = {
-    "Dense": _dense,
-    "Dropout": _no_params(lambda kl: L.Dropout(kl.rate, noise_shape=kl.noise_shape)),
-    "Flatten": _no_params(lambda kl: L.Flatten(kl.data_format)),
-    "Reshape": _no_params(lambda kl: L.Reshape(kl.target_shape)),
-    "Activation": _no_params(lambda kl: L.Activation(_activation_name(kl, kl.activation)
-                                                     or "linear")),
-    "Permute": _no_params(lambda kl: L.Permute(kl.dims)),
-    "RepeatVector": _no_params(lambda kl: L.RepeatVector(kl.n)),
     "InputLayer": _no_params(lambda kl: L.InputLayer(tuple(kl.batch_shape[1:]))),
+    **{ctor.__name__: generic(ctor) for ctor in _GENERIC},
+    "BatchNormalization": generic(N.BatchNormalization, ("moving_mean", "moving_variance")),
+    **{name: _recurrent(ctor) for name, ctor in _RECURRENT.items() if name != "RNN"},
+    "RNN": _rnn,
+    "Bidirectional": _bidirectional,
+    "TimeDistributed": _time_distributed,
 }
 
 
-def _model_layers(km):
-    """The layers of a Sequential model, or of a functional model that is a plain chain."""
+def _convert_layer(kl, memo=None):
+    """``(layer, params, state)`` of one Keras layer or nested model; `memo` maps
+    ``id(keras layer)`` to its conversion, so a shared layer converts to one Layer."""
     keras = _keras()
-    if isinstance(km, keras.Sequential):
-        return [l for l in km.layers if type(l).__name__ != "InputLayer"]
-    if len(km.inputs) != 1 or len(km.outputs) != 1:
-        raise KerasImportError(f"model {km.name!r}: only single-input, single-output models "
-                               f"whose layers form a chain can be imported")
-    chain = [l for l in km.layers if type(l).__name__ != "InputLayer"]
-    prev = km.inputs[0]
-    for l in chain:
-        if l.input is not prev:
-            raise KerasImportError(f"model {km.name!r}: layer {l.name!r} does not take the "
-                                   f"previous layer's output; only chains can be imported")
-        prev = l.output
-    return chain
-
-
-def _convert_layer(kl):
-    keras = _keras()
+    memo = {} if memo is None else memo
+    if id(kl) in memo:
+        return memo[id(kl)]
     cls = type(kl).__name__
     if isinstance(kl, keras.Model):
-        return _convert_model(kl)[:3]
-    if cls not in CONVERTERS:
+        out = _convert_model(kl, memo)[:3]
+    elif not isinstance(kl, keras.layers.Layer):
+        raise KerasImportError(
+            f"Keras operation {cls} ({kl.name!r}) is not a layer (a keras.ops call in a "
+            f"functional model); jaxlayers converts layers only: wrap the computation in a "
+            f"layer jaxlayers has")
+    elif cls not in CONVERTERS:
         raise KerasImportError(
             f"Keras layer {cls} ({kl.name!r}) has no jaxlayers converter; jaxlayers converts "
             f"{', '.join(sorted(CONVERTERS))} (register one in "
             f"jaxlayers.io.keras_import.CONVERTERS)")
-    return CONVERTERS[cls](kl)
+    else:
+        out = CONVERTERS[cls](kl)
+    memo[id(kl)] = out
+    return out
 
 
-def _convert_model(km):
-    converted = [_convert_layer(l) for l in _model_layers(km)]
+def _convert_model(km, memo):
+    """``(layer, params, states, input_shape)``: a `serial` for a Sequential model, a
+    `Model` graph with Keras' layer names for a functional one."""
+    keras = _keras()
+    if isinstance(km, keras.Sequential):
+        return _convert_sequential(km, memo)
+    if type(km).__name__ != "Functional" and not hasattr(km, "_nodes_by_depth"):
+        raise KerasImportError(f"model {km.name!r} ({type(km).__name__}) is a subclassed "
+                               f"Keras model; only Sequential and functional models can be "
+                               f"imported")
+    return _convert_functional(km, memo)
+
+
+def _convert_sequential(km, memo):
+    converted = [_convert_layer(l, memo) for l in km.layers
+                 if type(l).__name__ != "InputLayer"]
     input_shape = as_shape(tuple(km.inputs[0].shape))
     layers = [L.InputLayer(tuple(input_shape[1:]))] + [c[0] for c in converted]
-    model = serial(*layers, name=km.name)
+    model = named(serial(*layers, name=km.name), km.name)
     params = ((),) + tuple(c[1] for c in converted)
     states = (None,) + tuple(c[2] for c in converted)
     return model, params, states, input_shape
 
 
-def _place(model, params, states, input_shape):
-    """Check the converted params against the model's own init; fill in default states."""
-    _, ref_params, ref_state = jax.eval_shape(
-        lambda k: with_state(model).init(k, input_shape), jax.random.key(0))
-    ref_flat, ref_def = jax.tree_util.tree_flatten_with_path(ref_params)
-    got_flat, got_def = jax.tree_util.tree_flatten_with_path(params)
+def _convert_functional(km, memo):
+    """Replay Keras' graph on jaxlayers' symbolic tensors, node by node in Keras' order."""
+    keras = _keras()
+    tensors = {}
+    for t in km.inputs:
+        source = t._keras_history.operation
+        tensors[id(t)] = Input(batch_shape=tuple(t.shape), name=source.name,
+                               dtype=np.dtype(t.dtype))
+    layers, params, states = {}, {}, {}
+    needed = _needed_nodes(km)
+    for depth in sorted(km._nodes_by_depth, reverse=True):
+        for node in km._nodes_by_depth[depth]:
+            op = node.operation
+            if op is None or node.is_input or id(node) not in needed:
+                continue
+            args, kwargs = node.arguments.fill_in(tensors)
+            kwargs = {k: v for k, v in kwargs.items() if k not in ("mask", "training")}
+            if len(args) != 1 or kwargs:
+                raise KerasImportError(
+                    f"model {km.name!r}: layer {op.name!r} is called with "
+                    f"{len(args)} positional argument(s) and keyword(s) {sorted(kwargs)}; "
+                    f"only calls on one tensor or one list of tensors can be imported")
+            if op.name not in layers:
+                layer, p, s = _convert_layer(op, memo)
+                layers[op.name] = named(layer, op.name)
+                params[op.name], states[op.name] = p, s
+            out = layers[op.name](args[0])
+            flat = jax.tree_util.tree_leaves(out, is_leaf=lambda x: isinstance(x, SymbolicTensor))
+            for kt, jt in zip(node.outputs, flat):
+                tensors[id(kt)] = jt
+    pack = keras.tree.pack_sequence_as
+    inputs = pack(km._inputs_struct, [tensors[id(t)] for t in km.inputs])
+    outputs = pack(km._outputs_struct, [tensors[id(t)] for t in km.outputs])
+    model = Model(inputs, outputs, name=km.name)
+    input_shape = jax.tree_util.tree_map(lambda t: t.shape, inputs,
+                                         is_leaf=lambda x: isinstance(x, SymbolicTensor))
+    return model, params, states, input_shape
+
+
+def _needed_nodes(km) -> set:
+    """``id`` of each node the outputs depend on through the layers' inputs. Masks are
+    left out: Keras computes them with ops of their own (``not_equal`` for
+    Embedding(mask_zero=True)) and passes them as ``mask=``; jaxlayers' layers make and
+    pass their masks themselves."""
+    keras = _keras()
+    needed, todo = set(), list(km.outputs)
+    while todo:
+        t = todo.pop()
+        op, node_index, _ = t._keras_history
+        node = op._inbound_nodes[node_index]
+        if id(node) in needed:
+            continue
+        needed.add(id(node))
+        args = node.arguments
+        deps = keras.tree.flatten((args.args, {k: v for k, v in args.kwargs.items()
+                                               if k != "mask"}))
+        todo.extend(d for d in deps if isinstance(d, keras.KerasTensor))
+    return needed
+
+
+def _fill(default, given):
+    """The state tree `default` with the arrays `given` put in (None: keep the default)."""
+    if given is None:
+        return default
+    if isinstance(default, tuple) and isinstance(given, tuple):
+        return tuple(_fill(d, g) for d, g in zip(default, given))
+    if isinstance(default, dict) and isinstance(given, dict) and set(given) <= set(default):
+        return {k: _fill(v, given.get(k)) for k, v in default.items()}
+    return given
+
+
+def _check(what, model, ref, got):
+    ref_flat, ref_def = jax.tree_util.tree_flatten_with_path(ref)
+    got_flat, got_def = jax.tree_util.tree_flatten_with_path(got)
     bad = [f"{jax.tree_util.keystr(p)}: Keras {np.shape(g)} vs jaxlayers {r.shape}"
            for (p, r), (_, g) in zip(ref_flat, got_flat) if tuple(np.shape(g)) != r.shape]
     if ref_def != got_def or bad:
-        raise KerasImportError(f"converted weights do not fit {model.name}: "
-                               f"{'; '.join(bad) or 'different structure'}")
-    params = jax.tree_util.tree_map(lambda a, r: np.asarray(a, r.dtype), params, ref_params)
+        raise KerasImportError(f"converted {what} do not fit {model.name}: "
+                               f"{'; '.join(bad) or f'Keras {got_def} vs jaxlayers {ref_def}'}")
+    return jax.tree_util.tree_map(lambda a, r: np.asarray(a, r.dtype), got, ref)
+
+
+def _place(model, params, states, input_shape):
+    """Check the converted params and state against the model's own init (shapes,
+    structure), filling in the states a converter left to the default."""
+    _, ref_params, ref_state = jax.eval_shape(
+        lambda k: with_state(model).init(k, input_shape), jax.random.key(0))
+    params = _check("weights", model, ref_params, params)
     if not model.stateful:
         return params, ()
     _, _, state = with_state(model).init(jax.random.key(0), input_shape)
-    state = tuple(s if c is None else c for s, c in zip(state, states))
+    state = _check("state", model, ref_state, _fill(state, states))
     return params, state
 
 
@@ -188,11 +417,14 @@ def from_keras(model_or_path, model=None):
 
     `model_or_path` is a Keras model, a ``.keras`` file, or a ``.weights.h5`` file (then
     `model` must be a Keras model of the same architecture; the weights are loaded into it
-    first). The result is a `serial` model that starts with an `InputLayer` holding Keras'
-    input shape, so ``layer.init(key, None)`` works; `state` is ``()`` unless the model is
-    stateful. Supported: Sequential models and chain-shaped functional models of the
-    layers in `CONVERTERS` (nested models too). Outputs match Keras within float32
-    rounding; weight regularizers and constraints are carried over.
+    first). A Sequential model becomes a `serial` that starts with an `InputLayer` holding
+    Keras' input shape, so ``layer.init(key, None)`` works; a functional model (branches,
+    merges, several inputs / outputs, shared layers, nested models) becomes a `jl.Model`
+    whose params are keyed by Keras' layer names. `state` is ``()`` unless the model is
+    stateful (BatchNormalization's moving statistics are carried over). Supported: every
+    layer in `CONVERTERS` (see docs/training.md); anything else raises `KerasImportError`
+    naming the layer. Outputs match Keras within float32 rounding; weight regularizers
+    and constraints are carried over.
     """
     keras = _keras()
     km = model_or_path
@@ -211,6 +443,6 @@ def from_keras(model_or_path, model=None):
                                    f"{path!r}")
     if not isinstance(km, keras.Model):
         raise KerasImportError(f"from_keras: expected a Keras model or a path, got {km!r}")
-    layer, params, states, input_shape = _convert_model(km)
+    layer, params, states, input_shape = _convert_model(km, {})
     params, state = _place(layer, params, states, input_shape)
     return layer, params, state
