@@ -62,7 +62,4 @@ CASES = [
     Case("Masking-Bidirectional",
          lambda: jl.serial(jl.Masking(), jl.Bidirectional(jl.SimpleRNN(2, return_sequences=True))),
          SEQ, make_input=padded, grad_wrt_input=False),  # the mask jumps where x == 0
-    Case("serial-nested-mask",  # the mask made in the inner serial reaches the GRU
-         lambda: jl.serial(jl.serial(jl.Embedding(7, 2, mask_zero=True), jl.Dense(2)),
-                           jl.GRU(2)), (None, 4), make_input=ids, grad_wrt_input=False),
 ]
