@@ -1,11 +1,10 @@
 """BatchNormalization + Dropout on the scikit-learn digits (8x8 images, 10 classes).
 
-The model is a small image classifier built from Flatten, Dense, BatchNormalization, relu and
-Dropout only (the convolution layers live on another branch while this one is written; swap
-the first Dense blocks for ``jl.Conv2D(16, 3), jl.BatchNormalization(), jl.relu`` once they
-are merged: nothing else in the script changes). It is trained with the training step of
-DESIGN.md section 2 under ``jax.jit``: one forward pass gives the loss, the gradients and the
-updated moving statistics.
+The model is a small CNN (29k params): ``Conv2D -> BatchNormalization -> relu`` twice with 32
+filters, ``MaxPooling2D -> Dropout``, the same once with 64 filters, ``MaxPooling2D -> Dropout``,
+then ``GlobalAveragePooling2D -> Dropout -> Dense(10)``.
+It is trained with the training step of DESIGN.md section 2 under ``jax.jit``: one forward
+pass gives the loss, the gradients and the updated moving statistics.
 
 It shows that
 - evaluation with ``train=False`` is deterministic (no rng, moving statistics) and the state
@@ -15,7 +14,7 @@ It shows that
 - the moving mean of one channel follows the (noisy, drifting) batch means during training
   (plotted to examples/out/batchnorm_dropout.png).
 
-Run: ``python examples/batchnorm_dropout.py`` (about 15-30 s on 2 CPU cores).
+Run: ``python examples/batchnorm_dropout.py`` (about 35 s on 2 CPU cores, test accuracy ~99%).
 """
 from __future__ import annotations
 
@@ -32,6 +31,10 @@ from sklearn.model_selection import train_test_split
 import jaxlayers as jl
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
+# Keras' default momentum 0.99 averages the batch statistics over ~100 steps; with 21 steps per
+# epoch and weights that move fast early on, the moving statistics then lag the batch ones and
+# inference accuracy trails for the first ~20 epochs (try it). 0.9 (~10 steps) tracks them.
+MOMENTUM = 0.9
 
 
 def data():
@@ -43,10 +46,17 @@ def data():
 
 def main(epochs: int = 30, batch_size: int = 64, seed: int = 0):
     x_train, x_test, y_train, y_test = data()
+
+    def conv_bn_relu(filters):  # no conv bias: BatchNormalization's beta takes its place
+        return (jl.Conv2D(filters, 3, padding="same", use_bias=False),
+                jl.BatchNormalization(momentum=MOMENTUM), jl.relu)
+
     model = jl.serial(
-        jl.Flatten(),
-        jl.Dense(128), jl.BatchNormalization(), jl.relu, jl.Dropout(0.3),
-        jl.Dense(64), jl.BatchNormalization(), jl.relu, jl.Dropout(0.3),
+        *conv_bn_relu(32), *conv_bn_relu(32),
+        jl.MaxPooling2D(2), jl.Dropout(0.2),                               # (4, 4, 32)
+        *conv_bn_relu(64),
+        jl.MaxPooling2D(2), jl.Dropout(0.2),                               # (2, 2, 64)
+        jl.GlobalAveragePooling2D(), jl.Dropout(0.3),
         jl.Dense(10),
     )
     key, rng = jax.random.split(jax.random.key(seed))
@@ -72,9 +82,9 @@ def main(epochs: int = 30, batch_size: int = 64, seed: int = 0):
     def accuracy(logits, y):
         return float(np.mean(np.argmax(np.asarray(logits), -1) == y))
 
-    # Channel 0 of the first BatchNormalization (serial index 2): its moving mean after each
+    # Channel 0 of the first BatchNormalization (serial index 1): its moving mean after each
     # step, and the batch mean it was fed (recovered from the update rule
-    # new = old * momentum + batch * (1 - momentum), momentum 0.99).
+    # new = old * momentum + batch * (1 - momentum)).
     trace, batch_means = [], []
     n = len(x_train)
     start = time.perf_counter()
@@ -84,12 +94,12 @@ def main(epochs: int = 30, batch_size: int = 64, seed: int = 0):
         for i in range(0, n - batch_size + 1, batch_size):
             idx = perm[i:i + batch_size]
             rng, sub = jax.random.split(rng)
-            old = float(state[2]["moving_mean"][0])
+            old = float(state[1]["moving_mean"][0])
             params, state, opt_state, loss = step(params, state, opt_state, x_train[idx],
                                                   y_train[idx], sub)
-            trace.append(float(state[2]["moving_mean"][0]))
-            batch_means.append((trace[-1] - 0.99 * old) / 0.01)
-        if epoch % 10 == 9 or epoch == epochs - 1:
+            trace.append(float(state[1]["moving_mean"][0]))
+            batch_means.append((trace[-1] - MOMENTUM * old) / (1 - MOMENTUM))
+        if epoch % 5 == 4 or epoch == epochs - 1:
             acc = accuracy(predict(params, state, x_test)[0], y_test)
             print(f"epoch {epoch + 1:3d}  loss {float(loss):.4f}  test accuracy {acc:.4f}")
     print(f"trained in {time.perf_counter() - start:.1f} s")
@@ -120,7 +130,7 @@ def main(epochs: int = 30, batch_size: int = 64, seed: int = 0):
     ax.legend(loc="best")
     ax.set_xlabel("training step")
     ax.set_ylabel("channel 0")
-    ax.set_title("BatchNormalization (after the first Dense): moving mean of channel 0")
+    ax.set_title("BatchNormalization (after the first Conv2D): moving mean of channel 0")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     path = os.path.join(OUT, "batchnorm_dropout.png")

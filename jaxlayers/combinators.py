@@ -9,17 +9,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .core import (Layer, Shape, ShapeError, apply_child, as_layer, as_shape, child_rng,
-                   init_child, is_free, propagate_mask)
+from .core import (Layer, Shape, ShapeError, apply_child, apply_child_masked, as_layer,
+                   as_shape, child_rng, init_child, is_free)
 
 
-def _compose(layers, name, init_children, apply_children, takes_mask=False):
+def _compose(layers, name, init_children, apply_children, takes_mask=False,
+             returns_mask=False):
     """A Layer over `layers` from child-wise init/apply loops in the stateful form.
 
     `init_children(key, input_shape) -> (out_shape, params, state)` and
     `apply_children(params, state, x, rng, train) -> (y, state)`; the stateless form
-    drops the state when no child is stateful. With `takes_mask`, `apply` also
-    accepts ``mask=`` and passes it to `apply_children`.
+    drops the state when no child is stateful. With `takes_mask` / `returns_mask`,
+    `apply` also accepts ``mask=`` / ``return_mask=`` and passes them to `apply_children`.
     """
     stateful = any(l.stateful for l in layers)
 
@@ -33,8 +34,8 @@ def _compose(layers, name, init_children, apply_children, takes_mask=False):
         def init(key, input_shape):
             return init_children(key, as_shape(input_shape))
 
-        def apply(params, state, x, *, rng=None, train=False, **mask):
-            return apply_children(params, state, x, rng, train, **mask)
+        def apply(params, state, x, *, rng=None, train=False, **masks):
+            return apply_children(params, state, x, rng, train, **masks)
     else:
         empty = tuple(() for _ in layers)
 
@@ -42,11 +43,12 @@ def _compose(layers, name, init_children, apply_children, takes_mask=False):
             out_shape, params, _ = init_children(key, as_shape(input_shape))
             return out_shape, params
 
-        def apply(params, x, *, rng=None, train=False, **mask):
-            return apply_children(params, empty, x, rng, train, **mask)[0]
+        def apply(params, x, *, rng=None, train=False, **masks):
+            return apply_children(params, empty, x, rng, train, **masks)[0]
 
     return Layer(init, apply, name=name, stateful=stateful, penalty=penalty,
-                 constrain=constrain, children=tuple(layers), takes_mask=takes_mask)
+                 constrain=constrain, children=tuple(layers), takes_mask=takes_mask,
+                 returns_mask=returns_mask)
 
 
 def _split(key, n):
@@ -73,10 +75,12 @@ def serial(*layers, name: str = "serial") -> Layer:
 
     Returns a Layer whose params are a tuple with one entry per layer. A time-step
     mask made by a child (Masking, Embedding(mask_zero=True)) travels along the
-    chain to the children that take one (see `core.propagate_mask`).
+    chain to the children that take one (see `core.propagate_mask`). A serial with
+    such a child takes ``mask=`` (the incoming mask) and `returns_mask`: its mask
+    after the last child reaches the layers after it when it is nested.
     """
     layers = tuple(as_layer(l) for l in layers)
-    masked = any(l.mask_fn is not None or l.takes_mask for l in layers)
+    masked = any(l.mask_fn is not None or l.takes_mask or l.returns_mask for l in layers)
 
     def init_children(key, shape):
         params, states = [], []
@@ -86,18 +90,19 @@ def serial(*layers, name: str = "serial") -> Layer:
             states.append(s)
         return shape, tuple(params), tuple(states)
 
-    def apply_children(params, state, x, rng, train, mask=None):
+    def apply_children(params, state, x, rng, train, mask=None, return_mask=False):
         new_state = []
         for i, (layer, p, s) in enumerate(zip(layers, params, state)):
-            y, s = apply_child(layer, p, s, x, child_rng(rng, i), train, f"{name}[{i}]", mask)
             if masked:
-                mask = propagate_mask(layer, x, y, mask)
-            x = y
+                x, mask, s = apply_child_masked(layer, p, s, x, child_rng(rng, i), train,
+                                                f"{name}[{i}]", mask)
+            else:
+                x, s = apply_child(layer, p, s, x, child_rng(rng, i), train, f"{name}[{i}]")
             new_state.append(s)
-        return x, tuple(new_state)
+        return ((x, mask) if return_mask else x), tuple(new_state)
 
-    return _compose(layers, name, init_children, apply_children,
-                    takes_mask=any(l.takes_mask for l in layers))
+    return _compose(layers, name, init_children, apply_children, takes_mask=masked,
+                    returns_mask=masked)
 
 
 def parallel(*layers, name: str = "parallel") -> Layer:

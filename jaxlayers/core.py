@@ -180,6 +180,9 @@ class Layer:
       mask_fn: ``(x, mask) -> mask``, for layers that produce or change a time-step mask
         (Masking, Embedding(mask_zero=True), RNNs); see `propagate_mask`.
       takes_mask: whether `apply` accepts a ``mask=`` keyword (recurrent layers).
+      returns_mask: whether `apply` also accepts ``return_mask=True`` and then returns
+        ``(y, mask_after)`` in place of `y` (combinators holding mask producers: `serial`,
+        a functional Model); see `apply_child_masked`.
 
     Iterating a layer yields ``(init, apply)``, so ``init, apply = jl.Dense(10)``
     works as in stax.
@@ -197,6 +200,7 @@ class Layer:
     graph: Any = None
     mask_fn: Callable | None = None
     takes_mask: bool = False
+    returns_mask: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "apply", _with_contract_kwargs(self.apply))
@@ -415,6 +419,25 @@ def apply_child(layer: Layer, params, state, x, rng, train, place: str, mask=Non
         return stateful_apply(layer, params, state, x, rng, train, mask)
 
 
+def apply_child_masked(layer: Layer, params, state, x, rng, train, place: str, mask=None):
+    """`apply_child` that also gives the mask after the child: ``(y, mask, new_state)``.
+
+    A layer that `returns_mask` computes it in its own forward pass (so a mask made
+    inside a nested `serial` or Model leaves it); any other layer goes through
+    `propagate_mask`.
+    """
+    if not layer.returns_mask:
+        y, state = apply_child(layer, params, state, x, rng, train, place, mask)
+        return y, propagate_mask(layer, x, y, mask), state
+    kwargs = {"return_mask": True, **({} if mask is None else {"mask": mask})}
+    with located(place, layer.name):
+        if layer.stateful:
+            (y, mask), state = layer.apply(params, state, x, rng=rng, train=train, **kwargs)
+        else:
+            y, mask = layer.apply(params, x, rng=rng, train=train, **kwargs)
+    return y, mask, state
+
+
 def child_rng(rng, i: int):
     """The key for child `i`: ``fold_in(rng, i)``, or None when `rng` is None."""
     return None if rng is None else jax.random.fold_in(rng, i)
@@ -521,11 +544,13 @@ def propagate_mask(layer: Layer, x, y, mask):
     `mask_fn` decides (``mask_fn(x, mask)``; None drops the mask). Any other layer
     passes the incoming mask on when its output keeps the input's (batch, time) axes,
     as Keras' mask-supporting layers (Dense, Activation, Dropout, ...) do, and drops
-    it otherwise (Flatten, pooling over time, ...).
+    it otherwise (Flatten, pooling over time, ...). Several masks (a multi-input layer in
+    a functional Model: a tuple or dict of masks) are dropped unless a `mask_fn` merges
+    them (the merge layers do).
     """
     if layer.mask_fn is not None:
         return layer.mask_fn(x, mask)
-    if mask is None:
+    if mask is None or not hasattr(mask, "shape"):
         return None
     if (hasattr(y, "shape") and len(y.shape) >= 2 and tuple(y.shape[:2]) == tuple(mask.shape)):
         return mask

@@ -15,7 +15,6 @@ layers with one name) is raised while the graph is built, naming the layers.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import heapq
 import itertools
 import re
@@ -24,9 +23,9 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from .core import (Layer, Shape, ShapeError, apply_child, as_layer, as_shape, check_input,
-                   child_rng, describe, dummy_shape, init_child, is_free, located,
-                   propagate_mask, stateful_apply, stateful_init)
+from .core import (Layer, Shape, ShapeError, apply_child, apply_child_masked, as_layer,
+                   as_shape, check_input, child_rng, describe, dummy_shape, init_child, is_free,
+                   located, stateful_apply, stateful_init)
 
 _node_ids = itertools.count()
 
@@ -384,17 +383,6 @@ def _check_shared(a: Node, b: Node, name: str):
 # --------------------------------------------------------------------------- Model
 
 
-def _node_mask(node: Node, masks: dict):
-    """The time-step mask a node's layer receives: its input's, or for several inputs
-    (a merge) the AND of those that carry one, as Keras' merge layers combine masks."""
-    known = [masks[t] for t in node.input_tensors() if masks.get(t) is not None]
-    if not known:
-        return None
-    if len(known) == 1 or any(m.shape != known[0].shape for m in known):
-        return known[0] if len(known) == 1 else None
-    return functools.reduce(jnp.logical_and, known)
-
-
 def Model(inputs, outputs, name: str | None = None) -> Layer:
     """A Layer running the graph from `inputs` to `outputs` (Keras' functional Model).
 
@@ -411,6 +399,10 @@ def Model(inputs, outputs, name: str | None = None) -> Layer:
     `apply(params, [state,] x, *, rng=None, train=False)` takes `x` structured like
     `inputs` and returns arrays structured like `outputs` (lists as tuples); node ``i``
     (in run order) gets ``fold_in(rng, i)``. `penalty` and `constrain` compose the layers'.
+
+    Time-step masks travel along the edges as in `serial` (Embedding(mask_zero=True) ->
+    LSTM masks the padding); ``apply(..., mask=)`` gives the inputs' masks (structured like
+    `inputs`, None for unmasked), ``apply(..., return_mask=True)`` returns ``(y, masks)``.
     """
     if name is not None and (not isinstance(name, str) or not name or "/" in name):
         raise ValueError(f"Model: name must be a non-empty string without '/', got {name!r}")
@@ -423,7 +415,7 @@ def Model(inputs, outputs, name: str | None = None) -> Layer:
     out_defs = [jax.tree_util.tree_structure(n.outputs, is_leaf=is_symbolic) for n in nodes]
     keys_of = {l: i for i, l in enumerate(layers)}
     stateful = any(l.stateful for l in layers)
-    masked = any(l.mask_fn is not None or l.takes_mask for l in layers)
+    masked = any(l.mask_fn is not None or l.takes_mask or l.returns_mask for l in layers)
 
     def input_shapes(input_shape):
         declared = [t.shape for t in in_tensors]
@@ -460,7 +452,7 @@ def Model(inputs, outputs, name: str | None = None) -> Layer:
             shapes.update(zip(node.output_tensors(), out_def.flatten_up_to(out)))
         return _map(lambda t: shapes[t], graph.outputs), params, state
 
-    def apply_graph(params, state, x, rng, train):
+    def apply_graph(params, state, x, rng, train, mask=None):
         try:
             given = in_def.flatten_up_to(_tuplify(x))
         except (ValueError, TypeError):
@@ -471,23 +463,46 @@ def Model(inputs, outputs, name: str | None = None) -> Layer:
         for t, a, n in zip(in_tensors, given, input_names):
             check_input(f"{model_name} > {n}", a, t.shape)
             values[t] = a
+        # Time-step masks along the edges (docs/functional.md, "Masks"): None = no mask.
+        threaded = masked or mask is not None
+        masks = dict.fromkeys(in_tensors)
+        if mask is not None:
+            try:
+                given_masks = in_def.flatten_up_to(_tuplify(mask))
+            except (ValueError, TypeError):
+                given_masks = None
+            if given_masks is None or any(
+                    m is not None and tuple(getattr(m, "shape", ())) != tuple(a.shape[:2])
+                    for m, a in zip(given_masks, given)):
+                raise ShapeError(f"expected masks structured like the inputs "
+                                 f"{_map(lambda t: t.shape, graph.inputs)!r}, each a "
+                                 f"(batch, time) array or None, received "
+                                 f"{type(mask).__name__}", model_name)
+            masks.update(zip(in_tensors, given_masks))
         state = dict(state)
-        masks = {}
         for i, (node, out_def) in enumerate(zip(nodes, out_defs)):
             lname = names[node.layer]
             xin = _map(lambda t: values[t], node.inputs)
-            mask = _node_mask(node, masks) if masked else None
-            y, state[lname] = apply_child(node.layer, params[lname], state[lname], xin,
-                                          child_rng(rng, i), train, lname, mask)
+            if threaded:
+                min_ = _map(lambda t: masks[t], node.inputs)
+                if not jax.tree_util.tree_leaves(min_):
+                    min_ = None
+                y, mout, state[lname] = apply_child_masked(
+                    node.layer, params[lname], state[lname], xin, child_rng(rng, i), train,
+                    lname, min_)
+            else:
+                y, state[lname] = apply_child(node.layer, params[lname], state[lname], xin,
+                                              child_rng(rng, i), train, lname)
             try:
                 ys = out_def.flatten_up_to(y)
             except (ValueError, TypeError):
                 raise ShapeError(f"returned {type(y).__name__}, not the outputs its init "
                                  f"described", f"{lname} {node.layer.name}") from None
             values.update(zip(node.output_tensors(), ys))
-            if masked:
-                masks[node.output_tensors()[0]] = propagate_mask(node.layer, xin, ys[0], mask)
-        return _map(lambda t: values[t], graph.outputs), state
+            if threaded:
+                masks.update(zip(node.output_tensors(), _output_masks(mout, out_def, ys)))
+        out = _map(lambda t: values[t], graph.outputs)
+        return (out, _map(lambda t: masks.get(t), graph.outputs)), state
 
     def penalty(params):
         return sum((l.penalty(params[names[l]]) for l in layers), 0.0)
@@ -499,8 +514,9 @@ def Model(inputs, outputs, name: str | None = None) -> Layer:
         def init(key, input_shape=None):
             return init_graph(key, input_shape)
 
-        def apply(params, state, x, *, rng=None, train=False):
-            return apply_graph(params, state, x, rng, train)
+        def apply(params, state, x, *, rng=None, train=False, mask=None, return_mask=False):
+            (y, ymask), state = apply_graph(params, state, x, rng, train, mask)
+            return ((y, ymask) if return_mask else y), state
     else:
         empty = {names[l]: () for l in layers}
 
@@ -508,9 +524,28 @@ def Model(inputs, outputs, name: str | None = None) -> Layer:
             out_shape, params, _ = init_graph(key, input_shape)
             return out_shape, params
 
-        def apply(params, x, *, rng=None, train=False):
-            return apply_graph(params, empty, x, rng, train)[0]
+        def apply(params, x, *, rng=None, train=False, mask=None, return_mask=False):
+            y, ymask = apply_graph(params, empty, x, rng, train, mask)[0]
+            return (y, ymask) if return_mask else y
 
     display = describe("Functional", name) if name else "Functional()"
     return Layer(init, apply, name=display, stateful=stateful, penalty=penalty,
-                 constrain=constrain, children=tuple(layers), label=name or "", graph=graph)
+                 constrain=constrain, children=tuple(layers), label=name or "", graph=graph,
+                 takes_mask=masked, returns_mask=masked)
+
+
+def _output_masks(mask, out_def, ys) -> list:
+    """The masks of a node's output tensors `ys`, from the mask its layer gave.
+
+    A structure of masks (a nested Model with several outputs) is matched to the outputs;
+    one mask goes to a single output, or, for several outputs (an RNN with return_state),
+    to those that keep the (batch, time) axes of rank >= 3 (the sequences, not the states).
+    """
+    if mask is None:
+        return [None] * len(ys)
+    if hasattr(mask, "shape"):
+        if len(ys) == 1:
+            return [mask]
+        return [mask if y.ndim >= 3 and tuple(y.shape[:2]) == tuple(mask.shape) else None
+                for y in ys]
+    return out_def.flatten_up_to(mask)

@@ -447,8 +447,8 @@ def test_plot_model_without_matplotlib_says_what_to_install(monkeypatch, tmp_pat
 
 def test_masks_travel_through_the_graph_and_merges():
     """A mask made by Embedding(mask_zero=True) reaches the LSTM through a Dense and an Add
-    (Keras' merge rule: the AND of the inputs' masks; checked against Keras in
-    test_keras_import)."""
+    (Keras' merge rule: the OR of the inputs' masks, here the same mask; checked
+    against Keras in test_keras_import)."""
     tokens = np.array([[3, 1, 4, 0, 0], [2, 7, 0, 0, 0]], np.int32)
     emb, dense, lstm = jl.Embedding(8, 3, mask_zero=True), jl.Dense(3), jl.LSTM(2)
     inp = jl.Input((5,), dtype=jnp.int32)
@@ -460,3 +460,127 @@ def test_masks_travel_through_the_graph_and_merges():
     want = lstm.apply(params["lstm"], h, mask=tokens != 0)
     np.testing.assert_allclose(model.apply(params, tokens), want, rtol=1e-6)
     assert not np.allclose(lstm.apply(params["lstm"], h), want)    # the mask mattered
+
+
+IDS = np.array([[3, 5, 2, 0, 0, 0], [7, 1, 0, 0, 0, 0], [4, 4, 4, 4, 4, 9], [0] * 6])
+IDS_B = np.array([[1, 2, 0, 0, 0, 0], [6, 1, 2, 3, 0, 0], [0, 0, 0, 0, 0, 0], [8] * 6])
+
+
+def noisy(params, seed=3):
+    leaves, tree = jax.tree_util.tree_flatten(params)
+    rng = np.random.default_rng(seed)
+    return jax.tree_util.tree_unflatten(
+        tree, [np.asarray(l) + 0.3 * rng.standard_normal(l.shape).astype(np.float32)
+               for l in leaves])
+
+
+def keras_weights(p):
+    """Keras' weight list of a leaf's params dict, or of a (forward, backward) pair."""
+    if isinstance(p, tuple):
+        return [w for q in p for w in keras_weights(q)]
+    order = ("embeddings", "kernel", "recurrent_kernel", "bias")
+    return [np.asarray(p[k]) for k in order if k in p]
+
+
+def set_all(kmodel, params):
+    for name, p in params.items():
+        if jax.tree_util.tree_leaves(p):
+            kmodel.get_layer(name).set_weights(keras_weights(p))
+
+
+def test_embedding_mask_zero_feeds_lstm_like_keras():
+    inputs = jl.Input((None,), dtype=jnp.int32)
+    x = jl.Embedding(10, 3, mask_zero=True)(inputs)
+    model = jl.Model(inputs, jl.LSTM(4)(x))
+    assert model.takes_mask and model.returns_mask
+    _, params = model.init(KEY)
+    params = noisy(params)
+    y = jax.jit(model.apply)(params, IDS)
+
+    with jax.numpy_rank_promotion("allow"):  # Keras relies on it
+        kin = keras.Input((None,), dtype="int32")
+        kx = L.Embedding(10, 3, mask_zero=True, name="embedding")(kin)
+        kmodel = keras.Model(kin, L.LSTM(4, name="lstm")(kx))
+        set_all(kmodel, params)
+    np.testing.assert_allclose(y, keras_call(kmodel, IDS), atol=1e-5)
+    # the same graph as a serial gives the same numbers; without the mask they differ
+    flat = jl.serial(jl.Embedding(10, 3, mask_zero=True), jl.LSTM(4))
+    np.testing.assert_allclose(y, flat.apply((params["embedding"], params["lstm"]), IDS),
+                               atol=1e-6)
+    unmasked = jl.LSTM(4).apply(params["lstm"], jnp.take(params["embedding"]["embeddings"],
+                                                         IDS, axis=0))
+    assert not np.allclose(y, unmasked, atol=1e-3)
+
+
+def test_masking_feeds_bidirectional_gru_like_keras():
+    x = data((4, 6, 3))
+    lengths = np.array([6, 4, 1, 0])
+    x[np.arange(6)[None, :] >= lengths[:, None]] = -1.0
+    inputs = jl.Input((None, 3))
+    h = jl.Masking(-1.0)(inputs)
+    h = jl.Dense(3, activation="tanh")(h)
+    model = jl.Model(inputs, jl.Bidirectional(jl.GRU(4, return_sequences=True))(h))
+    _, params = model.init(KEY)
+    params = noisy(params)
+    (y, mask) = model.apply(params, x, return_mask=True)
+    np.testing.assert_array_equal(mask, np.arange(6)[None, :] < lengths[:, None])
+
+    with jax.numpy_rank_promotion("allow"):
+        kin = keras.Input((None, 3))
+        kh = L.Masking(-1.0)(kin)
+        kh = L.Dense(3, activation="tanh", name="dense")(kh)
+        kmodel = keras.Model(kin, L.Bidirectional(L.GRU(4, return_sequences=True),
+                                                  name="bidirectional")(kh))
+        set_all(kmodel, params)
+    np.testing.assert_allclose(y, keras_call(kmodel, x), atol=1e-5)
+
+
+@pytest.mark.parametrize("merge", ["Concatenate", "Add", "Maximum"])
+def test_two_masked_branches_merged_then_lstm_like_keras(merge):
+    """Keras ORs the masks of merged inputs (Maximum also lets the unmasked side win)."""
+    a, b = jl.Input((None,), dtype=jnp.int32), jl.Input((None,), dtype=jnp.int32)
+    ea = jl.Embedding(10, 3, mask_zero=True)(a)
+    eb = jl.Embedding(10, 3, mask_zero=True)(b)
+    merged = getattr(jl, merge)()([ea, eb])
+    model = jl.Model([a, b], jl.LSTM(4, return_sequences=True)(merged))
+    _, params = model.init(KEY)
+    params = noisy(params)
+    y, mask = jax.jit(lambda p, x: model.apply(p, x, return_mask=True))(params, [IDS, IDS_B])
+    np.testing.assert_array_equal(mask, (IDS != 0) | (IDS_B != 0))
+
+    with jax.numpy_rank_promotion("allow"):
+        ka, kb = keras.Input((None,), dtype="int32"), keras.Input((None,), dtype="int32")
+        kea = L.Embedding(10, 3, mask_zero=True, name="embedding")(ka)
+        keb = L.Embedding(10, 3, mask_zero=True, name="embedding_1")(kb)
+        kmerged = getattr(L, merge)()([kea, keb])
+        kmodel = keras.Model([ka, kb], L.LSTM(4, return_sequences=True, name="lstm")(kmerged))
+        set_all(kmodel, params)
+    np.testing.assert_allclose(y, keras_call(kmodel, [IDS, IDS_B]), atol=1e-5)
+
+
+def test_masks_cross_nested_models_and_serials():
+    inputs = jl.Input((None,), dtype=jnp.int32)
+    encoder = jl.Model(inputs, jl.Dense(3)(jl.Embedding(10, 3, mask_zero=True)(inputs)),
+                       name="encoder")
+    outer_in = jl.Input((None,), dtype=jnp.int32)
+    model = jl.Model(outer_in, jl.LSTM(4)(encoder(outer_in)))
+    in_serial = jl.serial(encoder, jl.LSTM(4))
+    _, params = model.init(KEY)
+    y = model.apply(params, IDS)
+    np.testing.assert_allclose(y, in_serial.apply((params["encoder"], params["lstm"]), IDS),
+                               atol=1e-6)
+    flat = jl.serial(jl.Embedding(10, 3, mask_zero=True), jl.Dense(3), jl.LSTM(4))
+    enc = params["encoder"]
+    np.testing.assert_allclose(
+        y, flat.apply((enc["embedding"], enc["dense"], params["lstm"]), IDS), atol=1e-6)
+    # an explicit mask for a model input; a wrongly structured one is a ShapeError
+    x = data((4, 6, 3))
+    seq_in = jl.Input((None, 3))
+    seq = jl.Model(seq_in, jl.LSTM(4)(jl.Dense(3)(seq_in)))
+    _, p = seq.init(KEY)
+    m = IDS != 0
+    np.testing.assert_allclose(
+        seq.apply(p, x, mask=m),
+        jl.LSTM(4).apply(p["lstm"], jl.Dense(3).apply(p["dense"], x), mask=m), atol=1e-6)
+    with pytest.raises(jl.ShapeError, match="masks structured like the inputs"):
+        seq.apply(p, x, mask=[m, m])

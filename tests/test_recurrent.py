@@ -188,6 +188,34 @@ def test_embedding_mask_zero_feeds_lstm_like_keras():
     close(y, keras_call(km, ids, weights))
 
 
+def test_mask_made_in_a_nested_serial_leaves_it():
+    """serial(serial(Embedding(mask_zero), Dense), LSTM) masks like the flat Keras model."""
+    ids = np.array([[3, 5, 2, 0, 0, 0], [7, 1, 0, 0, 0, 0], [4, 4, 4, 4, 4, 9], [0] * 6])
+    inner = jl.serial(jl.Embedding(10, F, mask_zero=True), jl.Dense(F, activation="tanh"))
+    assert inner.returns_mask and inner.takes_mask
+    model = jl.serial(inner, jl.LSTM(U))
+    _, params = model.init(KEY, (None, None))
+    params = perturbed(params)
+    y = jax.jit(model.apply)(params, ids)
+    km = keras.Sequential([keras.layers.Embedding(10, F, mask_zero=True),
+                           keras.layers.Dense(F, activation="tanh"), keras.layers.LSTM(U)])
+    weights = ([np.asarray(params[0][0]["embeddings"]), np.asarray(params[0][1]["kernel"]),
+                np.asarray(params[0][1]["bias"])] + keras_weights(params[1]))
+    close(y, keras_call(km, ids, weights))
+    # The flat serial with the same params gives the same numbers; the unmasked run differs.
+    flat = jl.serial(*inner.children, jl.LSTM(U))
+    close(y, flat.apply((*params[0], params[1]), ids))
+    y_unmasked = jl.LSTM(U).apply(params[1], inner.apply(params[0], ids))
+    assert not np.allclose(y, y_unmasked, atol=1e-3)
+    # The nested serial returns its mask on request and takes an incoming one.
+    _, mask = inner.apply(params[0], ids, return_mask=True)
+    np.testing.assert_array_equal(mask, ids != 0)
+    x = data((4, 6, F))
+    _, mask = jl.serial(jl.Dense(F), jl.LSTM(U, return_sequences=True)).apply(
+        (params[0][1], params[1]), x, mask=MASK, return_mask=True)
+    np.testing.assert_array_equal(mask, MASK)
+
+
 def test_masking_layer_feeds_gru_like_keras():
     x = data()
     x[MASK == 0] = -1.0

@@ -74,25 +74,76 @@ def _broadcast(name, shapes):
     return Shape((batch,) + out)
 
 
-def _elementwise(kind, op, n=None, post=None, doc=""):
-    """A merge layer folding `op` over its inputs (after Keras' rank alignment)."""
+def _mask_list(xs, masks):
+    """The per-input masks of a merge: None, or a list with None for unmasked inputs (one
+    array, as `serial` would pass, is every input's mask)."""
+    if masks is None:
+        return None
+    if hasattr(masks, "shape"):
+        return [masks] * len(xs)
+    masks = list(masks)
+    return None if all(m is None for m in masks) else masks
+
+
+def _or_masks(xs, masks):
+    """Keras' `Merge.compute_mask`: the OR of the inputs' time-step masks, or None when
+    an input has none."""
+    masks = _mask_list(xs, masks)
+    if masks is None or any(m is None for m in masks):
+        return None
+    out = masks[0]
+    for m in masks[1:]:
+        out = jnp.logical_or(out, m)
+    return out
+
+
+def _masked_fold(op, xs, masks):
+    """Keras' `_apply_merge_op_and_or_mask` (Maximum, Minimum): at a step masked in one
+    input, the others' values decide."""
+    def full(x, m):
+        if m is None or m.ndim != x.ndim - 1:
+            return None
+        return jnp.broadcast_to(m.astype(bool)[..., None], x.shape)
+
+    y, y_mask = xs[0], full(xs[0], masks[0])
+    for x, m in zip(xs[1:], masks[1:]):
+        m = full(x, m)
+        if m is not None:
+            x = jnp.where(m, x, y)
+        if y_mask is not None:
+            y = jnp.where(y_mask, y, x)
+        y_mask = jnp.logical_or(y_mask, m) if m is not None and y_mask is not None else None
+        y = op(y, x)
+    return y
+
+
+def _elementwise(kind, op, n=None, post=None, masked_values=False):
+    """A merge layer folding `op` over its inputs (after Keras' rank alignment).
+
+    Its `mask_fn` ORs the inputs' masks (Keras); with `masked_values` its apply takes the
+    inputs' masks (``mask=``, a list with None for unmasked inputs) as Keras' Maximum /
+    Minimum do.
+    """
     name = f"{kind}()"
 
     def init(key, input_shape):
         shapes = _fan_in_shapes(name, input_shape, n)
         return _broadcast(name, shapes), ()
 
-    def apply(params, xs, *, rng=None, train=False):
+    def apply(params, xs, *, rng=None, train=False, mask=None):
         xs = _fan_in_arrays(name, xs, n)
         _broadcast(name, [Shape(x.shape) for x in xs])
         rank = max(x.ndim for x in xs)
+        masks = _mask_list(xs, mask) if masked_values else None
+        if masks is not None and all(x.ndim == rank for x in xs):
+            return _masked_fold(op, xs, masks)
         xs = [x.reshape(x.shape[:1] + (1,) * (rank - x.ndim) + x.shape[1:]) for x in xs]
         y = xs[0]
         for x in xs[1:]:
             y = op(y, x)
         return post(y, len(xs)) if post else y
 
-    return Layer(init, apply, name=name)
+    return Layer(init, apply, name=name, mask_fn=_or_masks, takes_mask=masked_values)
 
 
 def Add() -> Layer:
@@ -132,7 +183,7 @@ def Maximum() -> Layer:
 
     Input shape: a list of shapes that broadcast together. Output shape: the broadcast shape.
     """
-    return _elementwise("Maximum", jnp.maximum)
+    return _elementwise("Maximum", jnp.maximum, masked_values=True)
 
 
 def Minimum() -> Layer:
@@ -140,7 +191,7 @@ def Minimum() -> Layer:
 
     Input shape: a list of shapes that broadcast together. Output shape: the broadcast shape.
     """
-    return _elementwise("Minimum", jnp.minimum)
+    return _elementwise("Minimum", jnp.minimum, masked_values=True)
 
 
 def _concat_shape(name, shapes, axis):
@@ -182,7 +233,23 @@ def Concatenate(axis: int = -1) -> Layer:
         _concat_shape(name, [Shape(x.shape) for x in xs], axis)
         return jnp.concatenate(xs, axis=axis)
 
-    return Layer(init, apply, name=name)
+    def mask_fn(xs, masks):
+        # Keras' Concatenate.compute_mask: each input's mask spread over its features (all
+        # True when unmasked), concatenated along `axis`, then any over the last axis.
+        masks = _mask_list(xs, masks)
+        if masks is None:
+            return None
+        full = []
+        for x, m in zip(xs, masks):
+            if m is None:
+                full.append(jnp.ones(x.shape, bool))
+                continue
+            m = m.astype(bool)
+            full.append(jnp.broadcast_to(m.reshape(m.shape + (1,) * (x.ndim - m.ndim)),
+                                         x.shape))
+        return jnp.any(jnp.concatenate(full, axis=axis), axis=-1)
+
+    return Layer(init, apply, name=name, mask_fn=mask_fn)
 
 
 def _dot_axes(name, axes, shapes):

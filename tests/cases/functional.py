@@ -1,4 +1,7 @@
 """Registry entries: merge layers (as fan-ins) and functional models."""
+import jax
+import jax.numpy as jnp
+
 import jaxlayers as jl
 from tests.cases import Case
 
@@ -50,6 +53,20 @@ def stateful():
     return jl.Model(inp, jl.Maximum()([h, jl.Dense(4)(inp)]))
 
 
+def ids(key, shape):
+    """Integer indices in [0, 7) (0 = padding for mask_zero)."""
+    return jax.random.randint(key, shape, 0, 7)
+
+
+def masked_merge():
+    """Two zero-padded id sequences, their masks ORed by Concatenate, then an RNN."""
+    a, b = jl.Input((None,), dtype=jnp.int32), jl.Input((None,), dtype=jnp.int32)
+    merged = jl.Concatenate()([jl.Embedding(7, 2, mask_zero=True)(a),
+                               jl.Embedding(7, 2, mask_zero=True)(b)])
+    # glorot rather than orthogonal recurrent init: a QR under vmap costs seconds to compile
+    return jl.Model([a, b], jl.SimpleRNN(2, recurrent_initializer="glorot_uniform")(merged))
+
+
 CASES = [
     Case("Add", lambda: jl.Add(), ((None, 4), (None, 4))),
     Case("Add-broadcast", lambda: jl.Add(), ((None, 1, 4), (None, 3, 4))),
@@ -74,4 +91,6 @@ CASES = [
     Case("Model-dropout", dropout, (None, 4), train=True),
     Case("Model-stateful", stateful, (None, 4)),
     Case("serial-of-Model", lambda: jl.serial(residual(), jl.Dense(4)), (None, 4)),
+    Case("Model-masked-merge", masked_merge, ((None, 4), (None, 4)), make_input=ids,
+         grad_wrt_input=False),
 ]
