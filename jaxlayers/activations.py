@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from types import MappingProxyType
 
+import jax
 import jax.numpy as jnp
 from jax import lax
 from jax.scipy.special import erfc as _erfc
@@ -63,6 +64,11 @@ def relu(x, negative_slope=0.0, max_value=None, threshold=0.0):
     values kept between a negative ``threshold`` and 0.
     """
     x = _inexact(x)
+    if negative_slope == 0.0 and max_value is None and threshold == 0:
+        # jax.nn.relu, as Keras' JAX backend: ``max(x, 0)`` with the gradient 0 at 0. A
+        # `maximum` (not a compare + select) lets XLA:CPU fuse it into the preceding
+        # convolution / matmul (its YNNPACK fusions take `maximum`, not `select`).
+        return jax.nn.relu(x)
     if negative_slope != 0.0 and max_value is None and threshold == 0:
         return leaky_relu(x, negative_slope=negative_slope)
     if threshold != 0:

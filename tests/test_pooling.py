@@ -90,7 +90,9 @@ def test_free_spatial_dims():
 
 
 TILED = [(1, "channels_last", (3, 8, 2), (2,)), (2, "channels_last", (2, 6, 4, 3), (3, 2)),
-         (2, CF, (2, 3, 4, 6), (2, 3)), (3, "channels_last", (2, 4, 2, 6, 2), (2, 1, 3))]
+         (2, CF, (2, 3, 4, 6), (2, 3)), (3, "channels_last", (2, 4, 2, 6, 2), (2, 1, 3)),
+         # Remainders (cropped: in no "valid" window), as the seed CNN's 11x11 -> 5x5.
+         (2, "channels_last", (2, 7, 5, 3), (2, 2)), (1, CF, (2, 3, 7), (3,))]
 
 
 @pytest.mark.parametrize("rank,fmt,shape,pool", TILED, ids=str)
@@ -108,9 +110,39 @@ def test_tiled_max_pool_equals_reduce_window(rank, fmt, shape, pool):
     dx = jnp.asarray(normal(shape, seed=4))
     np.testing.assert_array_equal(jax.jvp(lambda x: fast.apply((), x), (x,), (dx,))[1],
                                   jax.jvp(lambda x: slow.apply((), x), (x,), (dx,))[1])
-    # The fast path is really taken: its jaxpr has no reduce_window.
-    assert "reduce_window" not in str(jax.make_jaxpr(lambda x: fast.apply((), x))(x))
-    assert "reduce_window" in str(jax.make_jaxpr(lambda x: slow.apply((), x))(x))
+    jac_fast = jax.jacfwd(lambda x: fast.apply((), x))(x)
+    np.testing.assert_array_equal(jac_fast, jax.jacrev(lambda x: slow.apply((), x))(x))
+    # The fast path is really taken: reduce_window forward inside a custom JVP, and its
+    # gradient has no select-and-scatter (reduce_window's own transpose).
+    assert "custom_jvp_call" in str(jax.make_jaxpr(lambda x: fast.apply((), x))(x))
+    assert "custom_jvp_call" not in str(jax.make_jaxpr(lambda x: slow.apply((), x))(x))
+    grad_jaxpr = str(jax.make_jaxpr(jax.grad(lambda x: jnp.sum(fast.apply((), x))))(x))
+    assert "select_and_scatter" not in grad_jaxpr
+    assert "select_and_scatter" in str(
+        jax.make_jaxpr(jax.grad(lambda x: jnp.sum(slow.apply((), x))))(x))
+
+
+def test_tiled_max_pool_ties_go_to_the_first_maximum():
+    # Every window all equal: the whole cotangent goes to the window's first element in
+    # row-major order (top-left), as reduce_window's select-and-scatter sends it.
+    x = jnp.zeros((1, 4, 4, 1))
+    g = jax.grad(lambda x: jnp.sum(jl.MaxPooling2D(2).apply((), x) * jnp.arange(1.0, 5.0)
+                                   .reshape(1, 2, 2, 1)))(x)
+    want = np.zeros((4, 4))
+    want[0, 0], want[0, 2], want[2, 0], want[2, 2] = 1, 2, 3, 4
+    np.testing.assert_array_equal(g[0, :, :, 0], want)
+    # A tie between the 2nd and 4th positions of a window: the 2nd wins.
+    x = jnp.array([[0.0, 5.0], [1.0, 5.0]]).reshape(1, 2, 2, 1)
+    g = jax.grad(lambda x: jl.MaxPooling2D(2).apply((), x).sum())(x)
+    np.testing.assert_array_equal(g[0, :, :, 0], [[0, 1], [0, 0]])
+
+
+def test_tiled_max_pool_inference_is_reduce_window():
+    # Without differentiation the lowered program is exactly reduce_window (no reshape,
+    # no crop of a remainder), the fastest forward on XLA:CPU.
+    x = jnp.ones((2, 11, 11, 3))
+    hlo = jax.jit(jl.MaxPooling2D(2).apply).lower((), x).as_text()
+    assert "reduce_window" in hlo and "slice" not in hlo and "reshape" not in hlo
 
 
 def test_tiled_max_pool_second_order_and_jit():

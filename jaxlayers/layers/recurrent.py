@@ -4,7 +4,7 @@
 Keras' names, arguments, defaults, weight names, weight layouts and gate orders, so Keras
 weights load unchanged. Every RNN runs one `lax.scan` over time; a cell may `project` the
 whole sequence before the loop (the built-in cells compute ``x @ kernel + bias`` for all time
-steps in one matmul there), so the loop body carries only the recurrent matmul.
+steps in one matmul there where that is faster, see `_hoists`, else inside the loop).
 """
 from __future__ import annotations
 
@@ -57,6 +57,8 @@ class Cell:
       name: shown in errors and summaries.
       needs_rng: whether ``train=True`` needs an `rng` (dropout is set).
       penalty, constrain: the weight regularizers / constraints of the cell's params.
+      output_is_state: the output is always ``new_states[0]`` (true of the built-in cells);
+        lets `RNN` take the last output from the states instead of carrying it as well.
     """
 
     init: Callable
@@ -68,6 +70,7 @@ class Cell:
     needs_rng: bool = False
     penalty: Callable = _no_penalty
     constrain: Callable = _no_constraint
+    output_is_state: bool = False
 
     def __post_init__(self):
         sizes = self.state_size
@@ -126,12 +129,28 @@ def _gate_matmul(h, kernel, masks, gates):
     return jnp.concatenate([_dot(h * m, k) for m, k in zip(masks, blocks)], axis=-1)
 
 
+def _hoists(input_dim, width):
+    """Whether the input projection ``x @ kernel + bias`` runs once for all time steps before
+    the loop (True) or inside it, one step at a time (False). A static rule, from what was
+    measured (docs/bench.md): on XLA:CPU a loop that slices the pre-projected (time, batch,
+    width) sequence is several times slower than one that projects its (batch, input_dim)
+    step when the projection is wider than the input (e.g. 10 features -> 4 x 64 gates), so
+    CPU hoists only when ``input_dim >= width``; accelerators always hoist (one large matmul).
+    Both forms compute the same numbers in the same order."""
+    return input_dim >= width or jax.default_backend() != "cpu"
+
+
 def _gated_cell(kind, units, gates, use_bias, kernel_initializer, recurrent_initializer,
                 bias_initializer, bias_init, regularizers, dropout, recurrent_dropout, name,
                 step, input_bias):
     """A `Cell` with Keras' ``kernel`` (in, gates*units), ``recurrent_kernel``
-    (units, gates*units) and ``bias``; the input projection (with input dropout) is
-    hoisted into `project`, the recurrent dropout masks travel as `extras`."""
+    (units, gates*units) and ``bias``.
+
+    `step(params, z_t, states, rec_masks)` receives the projected input ``z_t = x_t @ kernel
+    + input bias`` (with input dropout). `project` computes it for all steps at once when
+    `_hoists` says so, and then the extras are the recurrent dropout masks (or None);
+    otherwise it returns the sequence as it is and extras ``{"in": input masks, "rec":
+    recurrent masks}``, and the step projects its own time step."""
     _check_units(kind, units)
     dropout = _check_rate(kind, "dropout", dropout)
     recurrent_dropout = _check_rate(kind, "recurrent_dropout", recurrent_dropout)
@@ -153,6 +172,11 @@ def _gated_cell(kind, units, gates, use_bias, kernel_initializer, recurrent_init
             params["bias"] = bias_init(binit, k3)
         return params
 
+    def input_projection(params, xs, in_masks):
+        proj = _gate_matmul(xs, params["kernel"], in_masks, gates)
+        bias = input_bias(params)
+        return proj if bias is None else bias_add(proj, bias)
+
     def project(params, xs, rng, train):
         in_masks = rec_masks = None
         if train and (dropout > 0 or recurrent_dropout > 0):
@@ -160,20 +184,24 @@ def _gated_cell(kind, units, gates, use_bias, kernel_initializer, recurrent_init
             batch = xs.shape[1]
             if dropout > 0:
                 in_masks = _dropout_masks(k_in, dropout, n_masks, (batch, xs.shape[-1]),
-                                          xs.dtype)[:, None]
+                                          xs.dtype)
             if recurrent_dropout > 0:
                 rec_masks = _dropout_masks(k_rec, recurrent_dropout, n_masks, (batch, units),
                                            xs.dtype)
-        proj = _gate_matmul(xs, params["kernel"], in_masks, gates)
-        bias = input_bias(params)
-        if bias is not None:
-            proj = bias_add(proj, bias)
-        return proj, rec_masks
+        if not _hoists(xs.shape[-1], gates * units):
+            return xs, {"in": in_masks, "rec": rec_masks}
+        masks = None if in_masks is None else in_masks[:, None]   # broadcast over time
+        return input_projection(params, xs, masks), rec_masks
+
+    def full_step(params, x_t, states, extras):
+        if isinstance(extras, dict):                 # the projection runs in the loop
+            x_t, extras = input_projection(params, x_t, extras["in"]), extras["rec"]
+        return step(params, x_t, states, extras)
 
     state_size = (units, units) if kind == "LSTMCell" else (units,)
-    return Cell(init, step, state_size, units, project=project, name=name,
+    return Cell(init, full_step, state_size, units, project=project, name=name,
                 needs_rng=dropout > 0 or recurrent_dropout > 0, penalty=penalty,
-                constrain=constrain)
+                constrain=constrain, output_is_state=True)
 
 
 def _cell_name(kind, units, activation, default_activation, dropout, recurrent_dropout, **more):
@@ -331,10 +359,12 @@ def _scan(cell, params, xs, states, extras, mask, return_sequences, zero_output,
     output (Keras: ``states[0]``), or zeros with `zero_output`.
     """
     batch = states[0].shape[0]
-    last = jnp.zeros((batch, cell.output_size), states[0].dtype)
+    # When the output is states[0] (also for a masked step, unless it outputs zeros), it
+    # need not be carried next to the states: one carry fewer per step, forward and back.
+    from_state = cell.output_is_state and not (mask is not None and zero_output) and (
+        xs.shape[0] > 0)
 
-    def body(carry, inputs):
-        states, _ = carry
+    def step(states, inputs):
         x_t, m_t = inputs
         y, new = cell.step(params, x_t, states, extras)
         new = tuple(new)
@@ -342,10 +372,22 @@ def _scan(cell, params, xs, states, extras, mask, return_sequences, zero_output,
             keep = m_t[:, None]
             y = jnp.where(keep, y, jnp.zeros_like(y) if zero_output else states[0])
             new = tuple(jnp.where(keep, n, s) for n, s in zip(new, states))
+        return y, new
+
+    unroll = True if unroll else 1
+    if from_state:
+        def body(states, inputs):
+            y, new = step(states, inputs)
+            return new, (y if return_sequences else None)
+        states, ys = lax.scan(body, tuple(states), (xs, mask), unroll=unroll)
+        return states[0], ys, states
+
+    def body(carry, inputs):
+        y, new = step(carry[0], inputs)
         return (new, y), (y if return_sequences else None)
 
-    (states, last), ys = lax.scan(body, (tuple(states), last), (xs, mask),
-                                  unroll=True if unroll else 1)
+    last = jnp.zeros((batch, cell.output_size), states[0].dtype)
+    (states, last), ys = lax.scan(body, (tuple(states), last), (xs, mask), unroll=unroll)
     return last, ys, states
 
 
