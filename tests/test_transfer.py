@@ -178,3 +178,12 @@ def test_take_functional_unknown_name():
         jl.take(model, params, "nope")
     with pytest.raises(ValueError, match="no layer named 'nope'"):
         jl.take(model, params, ["sum", "nope"])
+
+
+def test_take_functional_shared_layer_is_ambiguous():
+    x = jl.Input((3,))
+    d = jl.named(jl.Dense(3), "shared")
+    model = jl.Model(x, d(d(x)))
+    _, params = model.init(jax.random.key(0))
+    with pytest.raises(ValueError, match="'shared'.*called 2 times"):
+        jl.take(model, params, "shared")
