@@ -328,8 +328,12 @@ def _assign_names(layers) -> dict:
     return names
 
 
-def build_graph(inputs, outputs, name: str) -> Graph:
-    """Check and order the graph from `inputs` to `outputs` (see `Model`)."""
+def build_graph(inputs, outputs, name: str, names: dict | None = None) -> Graph:
+    """Check and order the graph from `inputs` to `outputs` (see `Model`).
+
+    `names` (layer -> name, e.g. a larger graph's `names`) keeps given names for the layers
+    it has (used by `jl.take` so a sub-graph's params keep their keys).
+    """
     inputs, outputs = _tuplify(inputs), _tuplify(outputs)
     in_leaves, out_leaves = _leaves(inputs), _leaves(outputs)
     if not in_leaves or not out_leaves:
@@ -351,7 +355,9 @@ def build_graph(inputs, outputs, name: str) -> Graph:
     layers = list(dict.fromkeys(n.layer for n in nodes))
     all_layers = [n.layer for n in input_nodes] + [
         n.layer for n in order if n.is_input and n not in input_nodes] + layers
-    names = _assign_names(list(dict.fromkeys(all_layers)))
+    all_layers = list(dict.fromkeys(all_layers))
+    names = ({l: names[l] for l in all_layers} if names is not None
+             and all(l in names for l in all_layers) else _assign_names(all_layers))
     for n in order:
         if n.is_input and n not in input_nodes:
             users = [m for m in nodes if n in _parents(m)]
@@ -383,7 +389,7 @@ def _check_shared(a: Node, b: Node, name: str):
 # --------------------------------------------------------------------------- Model
 
 
-def Model(inputs, outputs, name: str | None = None) -> Layer:
+def Model(inputs, outputs, name: str | None = None, *, _names: dict | None = None) -> Layer:
     """A Layer running the graph from `inputs` to `outputs` (Keras' functional Model).
 
     Args:
@@ -407,7 +413,7 @@ def Model(inputs, outputs, name: str | None = None) -> Layer:
     if name is not None and (not isinstance(name, str) or not name or "/" in name):
         raise ValueError(f"Model: name must be a non-empty string without '/', got {name!r}")
     model_name = name or "functional"
-    graph = build_graph(inputs, outputs, model_name)
+    graph = build_graph(inputs, outputs, model_name, _names)
     names, layers, nodes = graph.names, graph.layers, graph.nodes
     in_tensors = _leaves(graph.inputs)
     in_def = jax.tree_util.tree_structure(graph.inputs, is_leaf=is_symbolic)

@@ -93,3 +93,97 @@ def test_take_first_layers_and_new_head():
         jl.take(model, params, 0)
     with pytest.raises(ValueError, match="expected a serial model"):
         jl.take(jl.Dense(3), {"kernel": 1}, 1)
+
+
+# --------------------------------------------------------------------------- functional take
+
+
+def functional():
+    x = jl.Input((4,))
+    a = jl.Dense(5)(x)                                    # 'dense'   (not used by 'add')
+    b = jl.Dense(3)(x)                                    # 'dense_1'
+    c = jl.Dense(3)(b)                                    # 'dense_2'
+    s = jl.named(jl.Add(), "sum")([b, c])
+    cat = jl.Concatenate()([s, a])
+    model = jl.Model(x, jl.Dense(2)(cat), name="net")
+    _, params = model.init(jax.random.key(0))
+    return model, params
+
+
+def dense(p, x):
+    return np.asarray(x) @ np.asarray(p["kernel"]) + np.asarray(p["bias"])
+
+
+def test_take_functional_up_to_an_inner_layer_matches_hand_computation():
+    model, params = functional()
+    sub, sub_params = jl.take(model, params, "sum")
+    # only the layers the sub-graph uses, under the same names ('dense' is not used)
+    assert set(sub_params) == {"dense_1", "dense_2", "sum"}
+    for n in sub_params:
+        assert sub_params[n] is params[n]
+    b = dense(params["dense_1"], X)
+    want = b + dense(params["dense_2"], b)
+    np.testing.assert_allclose(sub.apply(sub_params, X), want, rtol=1e-6, atol=1e-6)
+    # several names: a tuple of outputs
+    sub2, p2 = jl.take(model, params, ["dense", "concatenate"])
+    assert set(p2) == {"dense", "dense_1", "dense_2", "sum", "concatenate"}
+    ya, ycat = sub2.apply(p2, X)
+    np.testing.assert_allclose(ya, dense(params["dense"], X), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(ycat, np.concatenate([want, ya], -1), rtol=1e-6, atol=1e-6)
+
+
+def test_take_functional_new_head_trains_one_jitted_step():
+    model, params = functional()
+    body, body_params = jl.take(model, params, "sum")
+    x = jl.Input((4,))
+    head = jl.named(jl.Dense(3), "head")
+    new = jl.Model(x, head(body(x)), name="new")
+    _, new_params = new.init(jax.random.key(1))
+    new_params = {**new_params, "net": body_params}
+    frozen = {n: n == "net" for n in new_params}
+    tx = jl.freeze(optax.sgd(0.1), frozen)
+    opt = tx.init(new_params)
+
+    @jax.jit
+    def step(p, o):
+        loss, g = jax.value_and_grad(
+            lambda p: SCE(Y, new.apply(p, X)))(p)
+        u, o = tx.update(g, o, p)
+        return optax.apply_updates(p, u), o, loss
+
+    p1, _, loss = step(new_params, opt)
+    assert np.isfinite(loss)
+    jax.tree_util.tree_map(np.testing.assert_array_equal, p1["net"], body_params)
+    assert not np.allclose(p1["head"]["kernel"], new_params["head"]["kernel"])
+    # serial head on the sub-model works too
+    stacked = jl.serial(body, jl.Dense(2))
+    _, sp = stacked.init(jax.random.key(2), (None, 4))
+    assert stacked.apply((body_params, sp[1]), X).shape == (12, 2)
+
+
+def test_take_functional_with_state():
+    x = jl.Input((4,))
+    h = jl.named(jl.BatchNormalization(), "bn")(jl.Dense(3)(x))
+    model = jl.Model(x, jl.Dense(2)(h))
+    _, params, state = model.init(jax.random.key(0))
+    sub, sp, ss = jl.take(model, params, "bn", state=state)
+    assert set(sp) == set(ss) == {"dense", "bn"}
+    y, _ = sub.apply(sp, ss, X)
+    assert y.shape == (12, 3)
+
+
+def test_take_functional_unknown_name():
+    model, params = functional()
+    with pytest.raises(ValueError, match=r"net.*no layer named 'nope'.*'dense_1'.*'sum'"):
+        jl.take(model, params, "nope")
+    with pytest.raises(ValueError, match="no layer named 'nope'"):
+        jl.take(model, params, ["sum", "nope"])
+
+
+def test_take_functional_shared_layer_is_ambiguous():
+    x = jl.Input((3,))
+    d = jl.named(jl.Dense(3), "shared")
+    model = jl.Model(x, d(d(x)))
+    _, params = model.init(jax.random.key(0))
+    with pytest.raises(ValueError, match="'shared'.*called 2 times"):
+        jl.take(model, params, "shared")

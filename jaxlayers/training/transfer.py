@@ -47,9 +47,16 @@ def take(model, params, k, state=None):
     """The first `k` layers of a `serial` model (or those selected by a slice) with their
     params, as a new serial model: ``body, body_params = jl.take(model, params, -1)``.
 
+    For a functional `jl.Model`, `k` is a layer name (or a list of names): the result is a
+    `jl.Model` from the model's inputs to that layer's output (a tuple of outputs for a
+    list), with the params (and state) of the layers it uses, under the same names.
+
     Returns ``(layer, params)``, or ``(layer, params, state)`` when `state` is given.
     """
     model = as_layer(model)
+    if model.graph is not None and (isinstance(k, str) or (
+            isinstance(k, (list, tuple)) and k and all(isinstance(n, str) for n in k))):
+        return _take_functional(model, params, k, state)
     if not model.children or not isinstance(params, tuple) or len(params) != len(
             model.children):
         raise ValueError(f"take: expected a serial model and its params tuple, got "
@@ -63,3 +70,30 @@ def take(model, params, k, state=None):
     if state is None:
         return sub, params[sl]
     return sub, params[sl], state[sl]
+
+
+def _take_functional(model, params, k, state):
+    """`take` for a functional Model: the sub-graph up to the named layers' outputs."""
+    from ..functional import Model
+    graph = model.graph
+    by_name = {n: l for l, n in graph.names.items()}
+    wanted = [k] if isinstance(k, str) else list(k)
+    outputs = []
+    for name in wanted:
+        if name not in by_name:
+            raise ValueError(f"take: {model.name} has no layer named {name!r}; its layers "
+                             f"are {', '.join(repr(n) for n in graph.names.values())}")
+        layer = by_name[name]
+        nodes = [n for n in graph.input_nodes + graph.nodes if n.layer is layer]
+        if len(nodes) != 1:
+            raise ValueError(f"take: layer {name!r} of {model.name} is called {len(nodes)} "
+                             f"times (shared weights), so its output is ambiguous; take a "
+                             f"layer that is called once")
+        outputs.append(nodes[0].outputs)
+    sub = Model(graph.inputs, outputs[0] if isinstance(k, str) else list(outputs),
+                name=model.label or None, _names=graph.names)
+    used = [sub.graph.names[l] for l in sub.graph.layers]
+    sub_params = {n: params[n] for n in used}
+    if state is None:
+        return sub, sub_params
+    return sub, sub_params, {n: state[n] for n in used}
