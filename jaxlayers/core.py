@@ -294,8 +294,13 @@ def as_layer(obj) -> Layer:
     if isinstance(obj, Layer):
         return obj
     if isinstance(obj, (tuple, list)) and len(obj) == 2 and all(callable(f) for f in obj):
-        init, apply = obj
-        return Layer(init, apply, name=getattr(init, "__qualname__", "layer").split(".")[0])
+        pair_init, apply = obj
+
+        def init(key, input_shape):  # a raw stax pair returns a plain tuple with -1 dims
+            out_shape, *rest = pair_init(key, input_shape)
+            return (as_shape(out_shape), *rest)
+
+        return Layer(init, apply, name=getattr(pair_init, "__qualname__", "layer").split(".")[0])
     if callable(obj):
         return function_layer(obj)
     raise TypeError(f"expected a Layer, an (init, apply) pair or a function, got {obj!r}")
@@ -407,7 +412,6 @@ def init_child(layer: Layer, key, input_shape, place: str):
     finally:
         if rec is not None:
             rec["depth"] -= 1
-    out = (as_shape(out[0]),) + tuple(out[1:])  # raw stax pairs return plain tuples
     if row is not None:
         row.output_shape, row.params, row.state = out
     return out

@@ -33,7 +33,7 @@ from jax.nn.initializers import glorot_normal, normal, ones, zeros
 from .core import Layer as _Layer
 from .core import Shape as _Shape
 from .core import ShapeError as _ShapeError
-from .core import as_layer as _as_layer
+from .core import as_layer as _jl_as_layer
 from .core import bias_add as _bias_add
 from .core import describe as _describe
 from .core import init_child as _init_child
@@ -62,6 +62,15 @@ __all__ = [
 
 # A stand-in size for free spatial dims when asking lax for an output shape.
 _BIG = 1 << 20
+
+
+def _as_layer(obj):
+    """`obj` as a Layer; a raw stax ``(init, apply)`` pair keeps stax's shapes (``-1`` dims,
+    lists), unlike `jl.as_layer`, which normalises them for the native combinators."""
+    if isinstance(obj, (tuple, list)) and len(obj) == 2 and all(callable(f) for f in obj):
+        init, apply = obj
+        return _Layer(init, apply, name=getattr(init, "__qualname__", "layer").split(".")[0])
+    return _jl_as_layer(obj)
 
 
 # --------------------------------------------------------------------------- shapes

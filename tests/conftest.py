@@ -14,6 +14,3 @@ import jax  # noqa: E402
 # Silent broadcasting bugs in jaxlayers fail loudly. Keras itself relies on implicit
 # rank promotion: compute Keras references inside `jax.numpy_rank_promotion("allow")`.
 jax.config.update("jax_numpy_rank_promotion", "raise")
-# Random draws of rank >= 3 (conv kernels) compile several times faster in the
-# non-partitionable threefry mode; tests compare distributions, never exact bits.
-jax.config.update("jax_threefry_partitionable", False)
