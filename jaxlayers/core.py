@@ -458,6 +458,24 @@ def check_input(layer_name: str, x, expected, what: str = "input"):
             f"given to init", layer_name)
 
 
+def need_rng(layer_name: str, rng):
+    """Raise a ValueError naming `layer_name` when a random layer in training has no key."""
+    if rng is None:
+        raise ValueError(f"{layer_name}: apply(..., train=True) needs an rng key, e.g. "
+                         f"apply(params, x, rng=jax.random.key(0), train=True)")
+
+
+def noise_shape_for(layer_name: str, noise_shape, x) -> tuple:
+    """The shape of a random mask for `x`: `noise_shape` (batch axis included, None entries
+    taking x's size) or x's own shape; a ShapeError naming the layer on a rank mismatch."""
+    if noise_shape is None:
+        return x.shape
+    if len(noise_shape) != x.ndim:
+        raise ShapeError(f"noise_shape {tuple(noise_shape)!r} does not match input shape "
+                         f"{Shape(x.shape)!r}", layer_name)
+    return tuple(s if d is None else d for d, s in zip(noise_shape, x.shape))
+
+
 def check_rank(layer_name: str, shape, min_rank: int = None, rank: int = None, what="input"):
     """Raise a ShapeError naming `layer_name` if `shape` has the wrong rank."""
     if shape is None:

@@ -10,7 +10,8 @@ import jax.numpy as jnp
 from .. import activations as _activations
 from .. import initializers as _initializers
 from ..core import (Layer, Shape, ShapeError, as_shape, bias_add, cast_like, check_input,
-                    check_rank, describe, infer_shape, is_free, weight_hooks)
+                    check_rank, describe, infer_shape, is_free, need_rng,
+                    noise_shape_for, weight_hooks)
 from ..regularizers import with_activity_regularizer
 
 
@@ -320,18 +321,10 @@ def Dropout(rate: float, noise_shape=None, seed=None) -> Layer:
     def apply(params, x, *, rng=None, train=False):
         if not train or rate == 0:
             return x
-        if rng is None:
-            raise ValueError(f"{name}: apply(..., train=True) needs an rng key, e.g. "
-                             f"apply(params, x, rng=jax.random.key(0), train=True)")
+        need_rng(name, rng)
         if rate == 1:
             return jnp.zeros_like(x)
-        shape = x.shape
-        if noise_shape is not None:
-            if len(noise_shape) != x.ndim:
-                raise ShapeError(f"noise_shape {tuple(noise_shape)!r} does not match input "
-                                 f"shape {Shape(x.shape)!r}", name)
-            shape = tuple(s if d is None else d for d, s in zip(noise_shape, x.shape))
-        keep = jax.random.bernoulli(rng, 1.0 - rate, shape)
+        keep = jax.random.bernoulli(rng, 1.0 - rate, noise_shape_for(name, noise_shape, x))
         return jnp.where(keep, x / (1.0 - rate), jnp.zeros((), x.dtype)).astype(x.dtype)
 
     return Layer(init, apply, name=name)

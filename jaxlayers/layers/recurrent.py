@@ -18,7 +18,7 @@ from jax import lax
 
 from .. import activations as _activations
 from .. import initializers as _initializers
-from ..core import (Layer, Shape, ShapeError, as_layer, as_shape, bias_add, check_rank,
+from ..core import (need_rng, Layer, Shape, ShapeError, as_layer, as_shape, bias_add, check_rank,
                     describe, is_free, stateful_init, weight_hooks)
 from ..regularizers import with_activity_regularizer
 
@@ -473,9 +473,8 @@ def RNN(cell, return_sequences=False, return_state=False, go_backwards=False, st
                 params["kernel"].shape[0] != x.shape[-1]):
             raise ShapeError(f"expected an input of shape (batch, time, "
                              f"{params['kernel'].shape[0]}), received {Shape(x.shape)!r}", name)
-        if train and cell.needs_rng and rng is None:
-            raise ValueError(f"{name}: apply(..., train=True) needs an rng key for dropout, "
-                             f"e.g. apply(params, x, rng=jax.random.key(0), train=True)")
+        if train and cell.needs_rng:
+            need_rng(name, rng)
         batch, steps = x.shape[0], x.shape[1]
         dtype = x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else jnp.float32
         params = jax.tree_util.tree_map(lambda p: p.astype(dtype), params)

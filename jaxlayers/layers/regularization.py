@@ -14,19 +14,14 @@ import math
 import jax
 import jax.numpy as jnp
 
-from ..core import Layer, Shape, ShapeError, as_shape, check_rank, describe
+from ..core import (Layer, Shape, ShapeError, as_shape, check_rank, describe, need_rng,
+                    noise_shape_for)
 from ..regularizers import L1L2, with_activity_regularizer
 
 
 def _check_rate(layer, what, value):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
         raise ValueError(f"{layer}: {what} must be a float in [0, 1], got {value!r}")
-
-
-def _need_rng(name, rng):
-    if rng is None:
-        raise ValueError(f"{name}: apply(..., train=True) needs an rng key, e.g. "
-                         f"apply(params, x, rng=jax.random.key(0), train=True)")
 
 
 def _spatial_dropout(kind, rate, rank, data_format):
@@ -50,7 +45,7 @@ def _spatial_dropout(kind, rate, rank, data_format):
                              f"{Shape(x.shape)!r}", name)
         if not train or rate == 0:
             return x
-        _need_rng(name, rng)
+        need_rng(name, rng)
         if rate == 1:
             return jnp.zeros_like(x)
         noise_shape = tuple(d if i in (0, channel) else 1 for i, d in enumerate(x.shape))
@@ -94,7 +89,7 @@ def _elementwise(name, transform, active):
     def apply(params, x, *, rng=None, train=False):
         if not train or not active:
             return x
-        _need_rng(name, rng)
+        need_rng(name, rng)
         return transform(rng, x)
 
     return Layer(init, apply, name=name)
@@ -163,14 +158,8 @@ def AlphaDropout(rate: float, noise_shape=None, seed=None) -> Layer:
     def apply(params, x, *, rng=None, train=False):
         if not train or rate == 0:
             return x
-        _need_rng(name, rng)
-        shape = x.shape
-        if noise_shape is not None:
-            if len(noise_shape) != x.ndim:
-                raise ShapeError(f"noise_shape {noise_shape!r} does not match input shape "
-                                 f"{Shape(x.shape)!r}", name)
-            shape = tuple(s if d is None else d for d, s in zip(noise_shape, x.shape))
-        kept = (jax.random.uniform(rng, shape) >= rate).astype(x.dtype)
+        need_rng(name, rng)
+        kept = (jax.random.uniform(rng, noise_shape_for(name, noise_shape, x)) >= rate).astype(x.dtype)
         a = ((1 - rate) * (1 + rate * alpha_p ** 2)) ** -0.5
         b = -a * alpha_p * rate
         y = x * kept + alpha_p * (1 - kept)
