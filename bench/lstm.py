@@ -6,7 +6,8 @@ computes the same function (Keras, Flax linen / NNX, Equinox, Haiku), so first l
 
 Two floors: ``hand`` is the straightforward `lax.scan` (input matmul inside the step),
 ``hand_hoisted`` computes the input projection for all steps in one matmul first.
-The GRU workload (`bench.gru`) reuses this module with the cell switched.
+The GRU and SimpleRNN workloads (`bench.gru`, `bench.simple_rnn`) reuse this module with
+the cell switched.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ CELL = "lstm"
 UNITS, FEATURES, BATCH = 64, 10, 64
 BASE = {"seq": 50}
 SCALING = [{"seq": t} for t in (50, 200, 1000)]
-GATES = {"lstm": 4, "gru": 3}
+GATES = {"lstm": 4, "gru": 3, "simple_rnn": 1}
 
 
 def data(cfg):
@@ -44,6 +45,8 @@ def weights(cell):
     if cell == "lstm":
         b = (0.01 * rng.standard_normal(g)).astype(np.float32)
         b[UNITS:2 * UNITS] += 1.0                     # unit_forget_bias
+    elif cell == "simple_rnn":
+        b = (0.01 * rng.standard_normal(g)).astype(np.float32)
     else:
         b = (0.01 * rng.standard_normal((2, g))).astype(np.float32)
     dw = rng.uniform(-0.3, 0.3, (UNITS, 1)).astype(np.float32)
@@ -72,13 +75,18 @@ def gru_step(rk, b1, h, xz):
     return z * h + (1 - z) * cand
 
 
+def simple_step(rk, h, xz):
+    """Keras' SimpleRNN: ``tanh(x @ kernel + bias + h @ recurrent_kernel)``."""
+    return jnp.tanh(xz + h @ rk)
+
+
 def hand_apply(params, x, cell="lstm", hoist=False):
     rnn, (dw, db) = params
     dt = x.dtype
     k, rk, b = (rnn[n].astype(dt) for n in ("kernel", "recurrent_kernel", "bias"))
     xs = jnp.swapaxes(x, 0, 1)                        # time major
     h0 = jnp.zeros((x.shape[0], UNITS), dt)
-    b0, b1 = (b, None) if cell == "lstm" else (b[0], b[1])
+    b0, b1 = (b[0], b[1]) if cell == "gru" else (b, None)
     if hoist:
         xs = xs @ k + b0
 
@@ -92,7 +100,9 @@ def hand_apply(params, x, cell="lstm", hoist=False):
         (h, _), _ = lax.scan(step, (h0, h0), xs)
     else:
         def step(h, xt):
-            return gru_step(rk, b1, h, proj(xt)), None
+            if cell == "gru":
+                return gru_step(rk, b1, h, proj(xt)), None
+            return simple_step(rk, h, proj(xt)), None
         h, _ = lax.scan(step, h0, xs)
     return h @ dw.astype(dt) + db.astype(dt)
 
@@ -105,7 +115,7 @@ def build_hand(w, cell, cast=None, hoist=False):
 
 
 def build_jaxlayers(w, cell, cast=None):
-    name = "LSTM" if cell == "lstm" else "GRU"
+    name = {"lstm": "LSTM", "gru": "GRU", "simple_rnn": "SimpleRNN"}[cell]
     jl = jl_names(name)
     model = jl.serial(getattr(jl, name)(UNITS), jl.Dense(1))
     _, params = model.init(jax.random.key(0), (None, None, FEATURES))
@@ -128,7 +138,10 @@ def build_linen(w, cell):
     nn = peer("flax.linen")
     rnn, (dw, db) = w
     k, rk, b = rnn["kernel"], rnn["recurrent_kernel"], rnn["bias"]
-    if cell == "lstm":
+    if cell == "simple_rnn":   # one bias, on the input Dense
+        c = nn.SimpleCell(UNITS)
+        p = {"i": {"kernel": k, "bias": b}, "h": {"kernel": rk}}
+    elif cell == "lstm":
         c = nn.OptimizedLSTMCell(UNITS)
         ks, rks, bs = _split(k, 4), _split(rk, 4), _split(b, 4)
         p = {}
@@ -159,7 +172,8 @@ def _nnx_model(w, cell):
 
     class Net(nnx.Module):
         def __init__(self, rngs):
-            Cell = nnx.OptimizedLSTMCell if cell == "lstm" else nnx.GRUCell
+            Cell = {"lstm": nnx.OptimizedLSTMCell, "gru": nnx.GRUCell,
+                    "simple_rnn": nnx.SimpleCell}[cell]
             self.rnn = nnx.RNN(Cell(FEATURES, UNITS, rngs=rngs))
             self.out = nnx.Linear(UNITS, 1, rngs=rngs)
 
@@ -172,6 +186,11 @@ def _nnx_model(w, cell):
         m.rnn.cell.dense_i.kernel[...] = jnp.asarray(rnn["kernel"])
         m.rnn.cell.dense_h.kernel[...] = jnp.asarray(rnn["recurrent_kernel"])
         m.rnn.cell.dense_h.bias[...] = jnp.asarray(rnn["bias"])
+        note = ""
+    elif cell == "simple_rnn":
+        m.rnn.cell.dense_i.kernel[...] = jnp.asarray(rnn["kernel"])
+        m.rnn.cell.dense_i.bias[...] = jnp.asarray(rnn["bias"])
+        m.rnn.cell.dense_h.kernel[...] = jnp.asarray(rnn["recurrent_kernel"])
         note = ""
     else:
         note = "own init (NNX GRUCell's fused gate order differs)"
@@ -229,7 +248,10 @@ def _eqx_model(w, cell):
 def _haiku(w, cell):
     hk = peer("haiku")
     rnn, (dw, db) = w
-    Core = hk.LSTM if cell == "lstm" else hk.GRU
+    def Core(units):
+        if cell == "simple_rnn":
+            return hk.VanillaRNN(units, double_bias=False)
+        return (hk.LSTM if cell == "lstm" else hk.GRU)(units)
 
     def fn(x):
         core = Core(UNITS)
@@ -241,7 +263,12 @@ def _haiku(w, cell):
     params = {k: dict(v) for k, v in params.items()}
     params["linear"] = {"w": jnp.asarray(dw), "b": jnp.asarray(db)}
     note = ""
-    if cell == "lstm":   # one Linear over [x, h], gates i, g, f, o, forget bias +1 inside
+    if cell == "simple_rnn":
+        params["vanilla_rnn/linear"] = {"w": jnp.asarray(rnn["kernel"]),
+                                        "b": jnp.asarray(rnn["bias"])}
+        params["vanilla_rnn/linear_1"] = {"w": jnp.asarray(rnn["recurrent_kernel"])}
+        note = "relu, not tanh: Haiku's VanillaRNN has a fixed ReLU"
+    elif cell == "lstm":   # one Linear over [x, h], gates i, g, f, o, forget bias +1 inside
         def igfo(a):
             i, f, g, o = _split(a, 4)
             return np.concatenate([i, g, f, o], axis=-1)
@@ -260,7 +287,8 @@ def _haiku(w, cell):
 def _keras_model(w, cell):
     keras = peer("keras")
     rnn, (dw, db) = w
-    Layer = keras.layers.LSTM if cell == "lstm" else keras.layers.GRU
+    Layer = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU,
+             "simple_rnn": keras.layers.SimpleRNN}[cell]
     model = keras.Sequential([keras.Input((None, FEATURES)), Layer(UNITS), keras.layers.Dense(1)])
     model.set_weights([rnn["kernel"], rnn["recurrent_kernel"], rnn["bias"], dw, db])
     return model
@@ -282,8 +310,10 @@ def builders(cfg, x, y, dtype="float32", cell=None):
         "linen": lambda: build_linen(w, cell),
         "nnx_split": lambda: _nnx(w, cell, "split"),
         "nnx_jit": lambda: _nnx(w, cell, "jit"),
-        "eqx_jit": lambda: peers.eqx_partition(_eqx_model(w, cell), mse),
-        "eqx_filter_jit": lambda: peers.eqx_filter(_eqx_model(w, cell), mse),
+        "eqx_jit": (unavailable("Equinox has no SimpleRNN cell") if cell == "simple_rnn"
+                    else lambda: peers.eqx_partition(_eqx_model(w, cell), mse)),
+        "eqx_filter_jit": (unavailable("Equinox has no SimpleRNN cell") if cell == "simple_rnn"
+                           else lambda: peers.eqx_filter(_eqx_model(w, cell), mse)),
         "haiku": lambda: _haiku(w, cell),
         "keras_stateless": lambda: peers.keras_stateless(_keras_model(w, cell), mse),
         "keras_fit": lambda: peers.keras_fit(_keras_model(w, cell), x, y, loss="mse"),

@@ -13,7 +13,7 @@ import os
 import sys
 import time
 
-WORKLOADS = ["tiny_mlp", "mlp", "cnn", "lstm", "gru", "bn_dropout_cnn", "residual"]
+WORKLOADS = ["tiny_mlp", "mlp", "cnn", "lstm", "gru", "simple_rnn", "bn_dropout_cnn", "residual"]
 # Dispatch-heavy paths only matter at small sizes: leave them out of the scaling sweeps.
 NOT_IN_SCALING = {"keras_fit"}
 FIELDS = ["workload", "config", "dtype", "impl", "train_ms", "train_p25", "train_p75",

@@ -20,7 +20,7 @@ def _allow_rank_promotion():
         yield
 
 
-MODULES = ["timing", "common", "peers", "mlp", "tiny_mlp", "cnn", "lstm", "gru",
+MODULES = ["timing", "common", "peers", "mlp", "tiny_mlp", "cnn", "lstm", "gru", "simple_rnn",
            "bn_dropout_cnn", "residual", "build_cost", "report", "run"]
 
 
