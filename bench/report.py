@@ -138,7 +138,9 @@ def write(folder, device="", quick=False):
            "hand-written jax.numpy/lax floor measured in the same run; loss0 (the first training loss) and out0 (mean |output| of the first inference, before any update) agree across implementations that start from the same weights. 'others' CPU' is the "
            "largest average number of cores that *other* processes used during a pass; "
            "**busy** marks a pass where it exceeded 0.25 (the timing is suspect). compile s = "
-           "first call (trace + compile + one run) less one steady-state call.", ""]
+           "a first call (trace + compile + one run) less one steady-state call; on the base "
+           "configurations the median of several first calls, each after `jax.clear_caches()` "
+           "(the `compiles` column).", ""]
     if plot(tables, os.path.join(folder, "scaling.png")):
         out += ["![train step vs batch size / sequence length](scaling.png)", ""]
     for name in sorted(tables, key=lambda n: ORDER.index(n) if n in ORDER else 99):

@@ -19,8 +19,8 @@ NOT_IN_SCALING = {"keras_fit"}
 FIELDS = ["workload", "config", "dtype", "impl", "train_ms", "train_p25", "train_p75",
           "train_pass_min", "train_pass_max", "ratio_train", "infer_ms", "infer_p25",
           "infer_p75", "infer_pass_min", "infer_pass_max", "ratio_infer", "compile_s",
-          "compile_infer_s", "loss0", "out0", "loss_last", "reps", "passes", "others_cores", "loadavg",
-          "busy", "note"]
+          "compile_infer_s", "compiles", "loss0", "out0", "loss_last", "reps", "passes",
+          "others_cores", "loadavg", "busy", "note"]
 
 
 def config_label(cfg):
@@ -36,7 +36,7 @@ def with_ratios(rows):
     return rows
 
 
-def run_config(mod, cfg, dtype, args, impls=None, log=print):
+def run_config(mod, cfg, dtype, args, impls=None, compiles=1, log=print):
     from .timing import measure
     x, y = mod.data(cfg)
     kw = {} if dtype == "float32" else {"dtype": dtype}
@@ -51,7 +51,7 @@ def run_config(mod, cfg, dtype, args, impls=None, log=print):
         builders = {k: v for k, v in builders.items() if impls(k)}
     log(f"  {mod.NAME} {config_label(cfg)} {dtype}")
     rows = measure(builders, x, y, passes=args.passes, budget_s=args.budget, warmup=args.warmup,
-                   log=log)
+                   compiles=compiles, log=log)
     for r in rows:
         r.update(workload=mod.NAME, config=config_label(cfg), dtype=dtype)
     return with_ratios(rows)
@@ -78,11 +78,14 @@ def main(argv=None):
     p.add_argument("--passes", type=int, default=5)
     p.add_argument("--budget", type=float, default=0.4, help="seconds per impl per pass")
     p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--compiles", type=int, default=3,
+                   help="first calls per implementation for the compile time (base configs)")
     p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
     p.add_argument("--device", default="", help="label for the results (e.g. the GPU's name)")
     args = p.parse_args(argv)
     if args.quick:
         args.passes, args.budget, args.warmup, args.no_scaling = 1, 0.02, 1, True
+        args.compiles = 1
         if args.out == p.get_default("out"):
             args.out = os.path.join(args.out, "raw", "quick")
     args.impls = [s for s in args.impls.split(",") if s]
@@ -97,7 +100,7 @@ def main(argv=None):
         else:
             rows = []
             for dtype in dtypes:
-                rows += run_config(mod, mod.BASE, dtype, args)
+                rows += run_config(mod, mod.BASE, dtype, args, compiles=args.compiles)
             if not args.no_scaling:
                 for cfg in mod.SCALING:
                     if cfg != mod.BASE:
