@@ -26,4 +26,4 @@ GPU=$("$PY" -c "import jax; d = jax.devices(); print(f'{d[0].device_kind} x{len(
 echo "gpu.sh: running on $GPU"
 export XLA_PYTHON_CLIENT_PREALLOCATE=false
 exec "$PY" -m bench --out "${OUT:-bench/results/gpu}" --device "gpu: $GPU" \
-  --passes 3 --budget 0.15 --warmup 2 --dtypes float32,bfloat16 "$@"
+  --passes 3 --budget 0.15 --warmup 2 --compiles 1 --dtypes float32,bfloat16 "$@"
