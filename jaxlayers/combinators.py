@@ -14,7 +14,7 @@ from .core import (Layer, Shape, ShapeError, apply_child, apply_child_masked, as
 
 
 def _compose(layers, name, init_children, apply_children, takes_mask=False,
-             returns_mask=False):
+             returns_mask=False, passes_mask=False):
     """A Layer over `layers` from child-wise init/apply loops in the stateful form.
 
     `init_children(key, input_shape) -> (out_shape, params, state)` and
@@ -48,7 +48,7 @@ def _compose(layers, name, init_children, apply_children, takes_mask=False,
 
     return Layer(init, apply, name=name, stateful=stateful, penalty=penalty,
                  constrain=constrain, children=tuple(layers), takes_mask=takes_mask,
-                 returns_mask=returns_mask)
+                 returns_mask=returns_mask, passes_mask=passes_mask)
 
 
 def _split(key, n):
@@ -101,8 +101,10 @@ def serial(*layers, name: str = "serial") -> Layer:
             new_state.append(s)
         return ((x, mask) if return_mask else x), tuple(new_state)
 
+    # A chain of mask-passing layers (Dense, Dropout, ...) passes a mask on, as one would.
+    passes = not masked and all(layer.passes_mask for layer in layers)
     return _compose(layers, name, init_children, apply_children, takes_mask=masked,
-                    returns_mask=masked)
+                    returns_mask=masked, passes_mask=passes)
 
 
 def parallel(*layers, name: str = "parallel") -> Layer:
@@ -250,4 +252,5 @@ def residual(*layers, name: str = "residual") -> Layer:
             return x + body.apply(params, x, rng=rng, train=train)
 
     return Layer(init, apply, name=name, stateful=body.stateful, penalty=body.penalty,
-                 constrain=body.constrain, children=body.children)
+                 constrain=body.constrain, children=body.children,
+                 passes_mask=body.passes_mask)

@@ -180,6 +180,10 @@ class Layer:
       mask_fn: ``(x, mask) -> mask``, for layers that produce or change a time-step mask
         (Masking, Embedding(mask_zero=True), RNNs); see `propagate_mask`.
       takes_mask: whether `apply` accepts a ``mask=`` keyword (recurrent layers).
+      passes_mask: Keras' ``supports_masking``: an incoming time-step mask passes through
+        unchanged (Dense, activations, dropouts, most normalizations). A layer with neither
+        this nor a `mask_fn` drops the mask, as Keras 3 does (Conv1D, Flatten, pooling, a
+        raw stax pair); see `propagate_mask`.
       returns_mask: whether `apply` also accepts ``return_mask=True`` and then returns
         ``(y, mask_after)`` in place of `y` (combinators holding mask producers: `serial`,
         a functional Model); see `apply_child_masked`.
@@ -201,6 +205,7 @@ class Layer:
     mask_fn: Callable | None = None
     takes_mask: bool = False
     returns_mask: bool = False
+    passes_mask: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "apply", _with_contract_kwargs(self.apply))
@@ -265,7 +270,7 @@ def function_layer(fn: Callable, name: str | None = None) -> Layer:
     def apply(params, x, *, rng=None, train=False):
         return fn(x)
 
-    return Layer(init, apply, name=name)
+    return Layer(init, apply, name=name, passes_mask=True)   # as Keras' Lambda
 
 
 def _is_shape_leaf(s):
@@ -563,16 +568,16 @@ def propagate_mask(layer: Layer, x, y, mask):
     """The time-step mask after `layer` mapped `x` to `y`, given the incoming `mask`.
 
     A mask is a boolean ``(batch, time)`` array (True = a real step). A layer with a
-    `mask_fn` decides (``mask_fn(x, mask)``; None drops the mask). Any other layer
-    passes the incoming mask on when its output keeps the input's (batch, time) axes,
-    as Keras' mask-supporting layers (Dense, Activation, Dropout, ...) do, and drops
-    it otherwise (Flatten, pooling over time, ...). Several masks (a multi-input layer in
-    a functional Model: a tuple or dict of masks) are dropped unless a `mask_fn` merges
-    them (the merge layers do).
+    `mask_fn` decides (``mask_fn(x, mask)``; None drops the mask). A layer that
+    `passes_mask` (Keras' ``supports_masking``: Dense, Activation, Dropout, ...) passes
+    the incoming mask on when its output keeps the input's (batch, time) axes; any other
+    layer drops it, as Keras 3 does (Conv1D, Flatten, pooling, a raw stax pair). Several
+    masks (a multi-input layer in a functional Model: a tuple or dict of masks) are
+    dropped unless a `mask_fn` merges them (the merge layers do).
     """
     if layer.mask_fn is not None:
         return layer.mask_fn(x, mask)
-    if mask is None or not hasattr(mask, "shape"):
+    if mask is None or not hasattr(mask, "shape") or not layer.passes_mask:
         return None
     if (hasattr(y, "shape") and len(y.shape) >= 2 and tuple(y.shape[:2]) == tuple(mask.shape)):
         return mask

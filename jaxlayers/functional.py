@@ -535,9 +535,12 @@ def Model(inputs, outputs, name: str | None = None, *, _names: dict | None = Non
             return (y, ymask) if return_mask else y
 
     display = describe("Functional", name) if name else "Functional()"
+    # One input to one output through mask-passing layers only: the model passes a mask on.
+    passes = (not masked and len(in_tensors) == 1 and is_symbolic(graph.outputs)
+              and all(layer.passes_mask for layer in layers))
     return Layer(init, apply, name=display, stateful=stateful, penalty=penalty,
                  constrain=constrain, children=tuple(layers), label=name or "", graph=graph,
-                 takes_mask=masked, returns_mask=masked)
+                 takes_mask=masked, returns_mask=masked, passes_mask=passes)
 
 
 def _output_masks(mask, out_def, ys) -> list:

@@ -576,3 +576,91 @@ def test_doc_user_cell_example():
                       project=lambda p, xs, rng, train: (xs @ p["kernel"], None))
     x = data((2, 5, 8))
     close(jl.RNN(hoisted, return_sequences=True).apply(params, x), layer.apply(params, x))
+
+
+# ---------------------------------------------------------------- which layers pass a mask
+
+
+IDS = np.array([[3, 5, 2, 0, 0, 0], [7, 1, 0, 0, 0, 0], [4, 4, 4, 4, 4, 9], [2, 0, 0, 0, 0, 0]])
+
+
+@pytest.mark.filterwarnings("ignore:.*does not support masking")
+def test_conv1d_drops_the_mask_like_keras():
+    """Keras 3 destroys the mask at a layer without mask support (Conv1D "same" keeps the
+    time axis): the LSTM after it then runs every step, padding included."""
+    model = jl.serial(jl.Embedding(10, F, mask_zero=True), jl.Conv1D(F, 3, padding="same"),
+                      jl.LSTM(U))
+    _, params = model.init(KEY, (None, None))
+    params = perturbed(params)
+    y = jax.jit(model.apply)(params, IDS)
+    km = keras.Sequential([keras.layers.Embedding(10, F, mask_zero=True),
+                           keras.layers.Conv1D(F, 3, padding="same"), keras.layers.LSTM(U)])
+    weights = ([np.asarray(params[0]["embeddings"]), np.asarray(params[1]["kernel"]),
+                np.asarray(params[1]["bias"])] + keras_weights(params[2]))
+    close(y, keras_call(km, IDS, weights))
+    _, mask = model.apply(params, IDS, return_mask=True)
+    assert mask is None
+
+
+@pytest.mark.parametrize("middle, keras_middle", [
+    (lambda: jl.Dropout(0.5), lambda: keras.layers.Dropout(0.5)),
+    (lambda: jl.LayerNormalization(), lambda: keras.layers.LayerNormalization()),
+    (lambda: jl.Activation("tanh"), lambda: keras.layers.Activation("tanh")),
+    (lambda: jl.serial(jl.ReLU(), jl.GaussianNoise(0.1)),
+     lambda: keras.layers.ReLU()),
+    (lambda: jnp.tanh, lambda: keras.layers.Activation("tanh")),   # a plain function: Lambda
+])
+def test_mask_supporting_layers_pass_the_mask_like_keras(middle, keras_middle):
+    model = jl.serial(jl.Embedding(10, F, mask_zero=True), middle(), jl.GRU(U))
+    _, params = model.init(KEY, (None, None))
+    params = perturbed(params)
+    y = jax.jit(model.apply)(params, IDS)
+    km = keras.Sequential([keras.layers.Embedding(10, F, mask_zero=True), keras_middle(),
+                           keras.layers.GRU(U)])
+    middle_weights = [np.asarray(params[1][k]) for k in ("gamma", "beta")
+                      if isinstance(params[1], dict) and k in params[1]]
+    weights = ([np.asarray(params[0]["embeddings"])] + middle_weights
+               + keras_weights(params[2]))
+    close(y, keras_call(km, IDS, weights))
+    _, mask = model.apply(params, IDS, return_mask=True)
+    assert mask is None   # GRU without return_sequences ends it
+    _, mask = jl.serial(*model.children[:2]).apply(params[:2], IDS, return_mask=True)
+    np.testing.assert_array_equal(mask, IDS != 0)
+
+
+def test_global_average_pooling1d_averages_the_real_steps_like_keras():
+    model = jl.serial(jl.Embedding(10, F, mask_zero=True), jl.GlobalAveragePooling1D(),
+                      jl.Dense(2))
+    _, params = model.init(KEY, (None, None))
+    y = jax.jit(model.apply)(params, IDS)
+    km = keras.Sequential([keras.layers.Embedding(10, F, mask_zero=True),
+                           keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(2)])
+    weights = [np.asarray(params[0]["embeddings"]), np.asarray(params[2]["kernel"]),
+               np.asarray(params[2]["bias"])]
+    close(y, keras_call(km, IDS, weights))
+    emb = np.asarray(params[0]["embeddings"])[IDS]
+    keep = (IDS != 0)[..., None]
+    mean = (emb * keep).sum(1) / keep.sum(1)
+    close(jl.GlobalAveragePooling1D().apply((), emb, mask=IDS != 0), mean)
+    close(jl.GlobalAveragePooling1D().apply((), emb), emb.mean(1))   # no mask: plain mean
+    with pytest.raises(jl.ShapeError, match=r"GlobalAveragePooling1D\(\).*mask shape"):
+        jl.GlobalAveragePooling1D().apply((), emb, mask=np.ones((4, 5), bool))
+    g = jax.grad(lambda e: jl.GlobalAveragePooling1D().apply((), e, mask=IDS != 0).sum())(emb)
+    close(g, np.broadcast_to(keep / keep.sum(1, keepdims=True), emb.shape))
+
+
+def test_nested_plain_model_passes_the_mask_like_a_keras_submodel():
+    inp = jl.Input((None, F))
+    sub = jl.Model(inp, jl.Dropout(0.2)(jl.Dense(F, activation="tanh")(inp)))
+    assert sub.passes_mask and not sub.takes_mask
+    model = jl.serial(jl.Embedding(10, F, mask_zero=True), sub, jl.LSTM(U))
+    _, params = model.init(KEY, (None, None))
+    params = perturbed(params)
+    y = jax.jit(model.apply)(params, IDS)
+    flat = jl.serial(jl.Embedding(10, F, mask_zero=True), jl.Dense(F, activation="tanh"),
+                     jl.LSTM(U))
+    dense = params[1]["dense"]
+    close(y, flat.apply((params[0], dense, params[2]), IDS))
+    inp2 = jl.Input((None, F))
+    conv = jl.Model(inp2, jl.Conv1D(F, 3, padding="same")(inp2))
+    assert not conv.passes_mask

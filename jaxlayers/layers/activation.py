@@ -17,7 +17,7 @@ def _elementwise(name, fn):
     def apply(params, x, *, rng=None, train=False):
         return fn(x)
 
-    return Layer(init, apply, name=name)
+    return Layer(init, apply, name=name, passes_mask=True)
 
 
 def _non_negative(layer, what, value, allow_none=False):
@@ -90,7 +90,7 @@ def Softmax(axis=-1) -> Layer:
         check(x.ndim, Shape(x.shape))
         return _act.softmax(x, axis=axis)
 
-    return Layer(init, apply, name=name)
+    return Layer(init, apply, name=name, passes_mask=True)
 
 
 def PReLU(alpha_initializer="zeros", alpha_regularizer=None, alpha_constraint=None,
@@ -150,4 +150,5 @@ def PReLU(alpha_initializer="zeros", alpha_regularizer=None, alpha_constraint=No
         zero = jnp.zeros((), x.dtype)
         return jnp.maximum(x, zero) - alpha * jnp.maximum(-x, zero)
 
-    return Layer(init, apply, name=name, penalty=penalty, constrain=constrain)
+    return Layer(init, apply, name=name, penalty=penalty, constrain=constrain,
+                 passes_mask=True)

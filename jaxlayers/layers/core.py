@@ -106,7 +106,8 @@ def Dense(units: int, activation=None, use_bias: bool = True,
             y = bias_add(y, bias)
         return act(y)
 
-    layer = Layer(init, apply, name=name, penalty=penalty, constrain=constrain)
+    layer = Layer(init, apply, name=name, penalty=penalty, constrain=constrain,
+                  passes_mask=True)
     return with_activity_regularizer(layer, activity_regularizer)
 
 
@@ -123,7 +124,7 @@ def Activation(activation) -> Layer:
     def apply(params, x, *, rng=None, train=False):
         return fn(x)
 
-    return Layer(init, apply, name=name)
+    return Layer(init, apply, name=name, passes_mask=True)
 
 
 def Identity() -> Layer:
@@ -134,7 +135,7 @@ def Identity() -> Layer:
     def apply(params, x, *, rng=None, train=False):
         return x
 
-    return Layer(init, apply, name="Identity()")
+    return Layer(init, apply, name="Identity()", passes_mask=True)
 
 
 def Flatten(data_format: str = "channels_last") -> Layer:
@@ -295,7 +296,7 @@ def Lambda(function, output_shape=None, arguments=None) -> Layer:
     def apply(params, x, *, rng=None, train=False):
         return fn(x)
 
-    return Layer(init, apply, name=name)
+    return Layer(init, apply, name=name, passes_mask=True)
 
 
 def Dropout(rate: float, noise_shape=None, seed=None) -> Layer:
@@ -327,4 +328,4 @@ def Dropout(rate: float, noise_shape=None, seed=None) -> Layer:
         keep = jax.random.bernoulli(rng, 1.0 - rate, noise_shape_for(name, noise_shape, x))
         return jnp.where(keep, x / (1.0 - rate), jnp.zeros((), x.dtype)).astype(x.dtype)
 
-    return Layer(init, apply, name=name)
+    return Layer(init, apply, name=name, passes_mask=True)

@@ -163,7 +163,8 @@ def BatchNormalization(axis=-1, momentum: float = 0.99, epsilon: float = 1e-3,
             res = res + _broadcast_to_axes(params["beta"].astype(cdt), rank, pos)
         return (xc * inv + res).astype(x.dtype), new_state
 
-    return Layer(init, apply, name=name, stateful=True, penalty=penalty, constrain=constrain)
+    return Layer(init, apply, name=name, stateful=True, penalty=penalty, constrain=constrain,
+                 passes_mask=True)
 
 
 # --------------------------------------------------------------------------- per-example norms
@@ -234,7 +235,8 @@ def LayerNormalization(axis=-1, epsilon: float = 1e-3, center: bool = True, scal
             res = res + _broadcast_to_axes(params["beta"].astype(cdt), rank, pos)
         return (xc * inv + res).astype(x.dtype)
 
-    return Layer(init, apply, name=name, penalty=penalty, constrain=constrain)
+    return Layer(init, apply, name=name, penalty=penalty, constrain=constrain,
+                 passes_mask=True)
 
 
 def RMSNormalization(axis=-1, epsilon: float = 1e-6) -> Layer:
@@ -344,7 +346,8 @@ def GroupNormalization(groups: int = 32, axis: int = -1, epsilon: float = 1e-3,
             res = res + params["beta"].astype(cdt).reshape(bshape)
         return (grouped * inv + res).reshape(x.shape).astype(x.dtype)
 
-    return Layer(init, apply, name=name, penalty=penalty, constrain=constrain)
+    return Layer(init, apply, name=name, penalty=penalty, constrain=constrain,
+                 passes_mask=True)
 
 
 def UnitNormalization(axis=-1) -> Layer:
@@ -372,4 +375,4 @@ def UnitNormalization(axis=-1) -> Layer:
         # min(rsqrt(s), 1 / 1e-12) == rsqrt(max(s, 1e-24)), whose gradient stays finite at 0.
         return x * jax.lax.rsqrt(jnp.maximum(square_sum, jnp.asarray(1e-24, square_sum.dtype)))
 
-    return Layer(init, apply, name=name)
+    return Layer(init, apply, name=name, passes_mask=True)

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from ..core import Layer, Shape, describe
+from ..core import Layer, Shape, ShapeError, describe
 from .spatial import (Layout, all_window_padding, data_format as _data_format, int_tuple,
                       padding_mode, window_outputs, window_padding)
 
@@ -247,7 +247,26 @@ def _global_pooling(kind, rank, reduce, data_format=None, keepdims=False) -> Lay
         layout.check_array(name, x)
         return fn(x, axis=layout.spatial_axes, keepdims=keepdims)
 
-    return Layer(init, apply, name=name)
+    if kind != "GlobalAveragePooling1D":
+        return Layer(init, apply, name=name)
+
+    def apply_masked(params, x, *, rng=None, train=False, mask=None):
+        """With a (batch, steps) `mask` (Embedding(mask_zero=True), Masking), the mean over
+        the real steps only, as Keras computes it (all steps masked: 0 / 0 = NaN)."""
+        if mask is None:
+            return apply(params, x)
+        layout.check_array(name, x)
+        steps = x.shape[layout.spatial_axes[0]]
+        if tuple(mask.shape) != (x.shape[0], steps):
+            raise ShapeError(f"mask shape {Shape(mask.shape)!r} does not match the input's "
+                             f"(batch, steps) = {(x.shape[0], steps)}", name)
+        keep = jnp.expand_dims(mask.astype(bool), 1 if layout.first else 2)
+        axis = layout.spatial_axes
+        total = jnp.sum(jnp.where(keep, x, jnp.zeros((), x.dtype)), axis=axis, keepdims=keepdims)
+        return total / jnp.sum(keep.astype(x.dtype), axis=axis, keepdims=keepdims)
+
+    # Keras' GlobalAveragePooling1D takes the mask and drops it (its output has no steps).
+    return Layer(init, apply_masked, name=name, takes_mask=True, mask_fn=lambda x, mask: None)
 
 
 _GLOBAL_DOC = """Global {what} pooling over the {rank}-D spatial axes (Keras' `{kind}`).
@@ -293,6 +312,11 @@ for _fn, _rank, _sp, _ones in ((GlobalMaxPooling1D, 1, "steps", "1"),
     _fn.__doc__ = _GLOBAL_DOC.format(
         what="max" if "Max" in _fn.__name__ else "average", rank=_rank, kind=_fn.__name__,
         sp=_sp, ones=_ones)
+GlobalAveragePooling1D.__doc__ += """
+    ``apply(params, x, *, mask=None)``: with a boolean (batch, steps) `mask` (True = a real
+    step; a `serial` passes the one Embedding(mask_zero=True) or Masking made) the mean is
+    over the real steps only, as Keras computes it; the mask ends here.
+    """
 del _fn, _rank, _sp, _ones, _default, _max
 
 # Keras' short aliases.

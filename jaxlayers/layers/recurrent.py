@@ -791,7 +791,7 @@ def TimeDistributed(layer) -> Layer:
 
     if inner.stateful:
         return Layer(init_s, apply_s, name=name, stateful=True, penalty=inner.penalty,
-                     constrain=inner.constrain, children=(inner,))
+                     constrain=inner.constrain, children=(inner,), passes_mask=True)
 
     def init(key, input_shape):
         out, params, _ = init_s(key, input_shape)
@@ -801,4 +801,4 @@ def TimeDistributed(layer) -> Layer:
         return apply_s(params, (), x, rng=rng, train=train)[0]
 
     return Layer(init, apply, name=name, penalty=inner.penalty, constrain=inner.constrain,
-                 children=(inner,))
+                 children=(inner,), passes_mask=True)

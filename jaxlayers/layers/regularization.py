@@ -52,7 +52,7 @@ def _spatial_dropout(kind, rate, rank, data_format):
         keep = jax.random.bernoulli(rng, 1.0 - rate, noise_shape)
         return jnp.where(keep, x / jnp.asarray(1.0 - rate, x.dtype), jnp.zeros((), x.dtype))
 
-    return Layer(init, apply, name=name)
+    return Layer(init, apply, name=name, passes_mask=True)
 
 
 def SpatialDropout1D(rate: float, seed=None) -> Layer:
@@ -92,7 +92,7 @@ def _elementwise(name, transform, active):
         need_rng(name, rng)
         return transform(rng, x)
 
-    return Layer(init, apply, name=name)
+    return Layer(init, apply, name=name, passes_mask=True)
 
 
 def GaussianNoise(stddev: float, seed=None) -> Layer:
@@ -165,7 +165,7 @@ def AlphaDropout(rate: float, noise_shape=None, seed=None) -> Layer:
         y = x * kept + alpha_p * (1 - kept)
         return (a * y + b).astype(x.dtype)
 
-    return Layer(init, apply, name=name)
+    return Layer(init, apply, name=name, passes_mask=True)
 
 
 def ActivityRegularization(l1: float = 0.0, l2: float = 0.0) -> Layer:
@@ -192,4 +192,4 @@ def ActivityRegularization(l1: float = 0.0, l2: float = 0.0) -> Layer:
     def apply(params, x, *, rng=None, train=False):
         return x
 
-    return with_activity_regularizer(Layer(init, apply, name=name), reg)
+    return with_activity_regularizer(Layer(init, apply, name=name, passes_mask=True), reg)
