@@ -389,3 +389,32 @@ def test_freezing_recipe_from_the_docs():
     for a, b in zip(jax.tree_util.tree_leaves(new_state), jax.tree_util.tree_leaves(state)):
         np.testing.assert_array_equal(a, b)
     assert not np.allclose(new[1]["kernel"], params[1]["kernel"])
+
+
+def test_batchnorm_masked_statistics_match_keras():
+    """With a time-step mask (Embedding(mask_zero=True) upstream) Keras' BatchNormalization
+    takes its training statistics over the real steps only."""
+    ids = np.array([[3, 5, 2, 0, 0, 0], [7, 1, 0, 0, 0, 0], [4, 4, 4, 4, 4, 9], [2, 0, 0, 0, 0, 0]])
+    mask = ids != 0
+    x = np.asarray(jax.random.normal(jax.random.key(5), (4, 6, 3)), np.float32) * 2 + 1
+    bn = jl.BatchNormalization(momentum=0.5)
+    _, params, state = bn.init(jax.random.key(0), (None, None, 3))
+    y, new = jax.jit(lambda x, m: bn.apply(params, state, x, train=True, mask=m))(x, mask)
+    k = keras.layers.BatchNormalization(momentum=0.5)
+    with jax.numpy_rank_promotion("allow"):
+        k.build((None, None, 3))
+        ky = np.asarray(k(x, training=True, mask=mask))
+    np.testing.assert_allclose(y, ky, atol=1e-5)
+    np.testing.assert_allclose(new["moving_mean"], np.asarray(k.moving_mean), atol=1e-6)
+    np.testing.assert_allclose(new["moving_variance"], np.asarray(k.moving_variance), atol=1e-5)
+    real = x[mask]                                   # (real steps, 3)
+    np.testing.assert_allclose(new["moving_mean"], 0.5 * real.mean(0), rtol=1e-5)
+    assert not np.allclose(new["moving_mean"], 0.5 * x.reshape(-1, 3).mean(0), atol=1e-3)
+    # In a serial the mask arrives by itself; in inference it changes nothing.
+    model = jl.serial(jl.Embedding(10, 3, mask_zero=True), jl.BatchNormalization(momentum=0.5))
+    _, mparams, mstate = model.init(jax.random.key(0), (None, None))
+    _, mnew = model.apply(mparams, mstate, ids, train=True)
+    emb = np.asarray(mparams[0]["embeddings"])[ids]
+    np.testing.assert_allclose(mnew[1]["moving_mean"], 0.5 * emb[mask].mean(0), rtol=1e-5)
+    y_inf, _ = bn.apply(params, state, x, mask=mask)
+    np.testing.assert_allclose(y_inf, bn.apply(params, state, x)[0])

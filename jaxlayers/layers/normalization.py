@@ -97,6 +97,12 @@ def BatchNormalization(axis=-1, momentum: float = 0.99, epsilon: float = 1e-3,
     `penalty(params)` only includes gamma/beta when `gamma_regularizer` /
     `beta_regularizer` is given.
 
+    ``apply(..., mask=None)``: a boolean time-step mask shaped like the input without its
+    last axis (e.g. (batch, time) from Embedding(mask_zero=True) in a `serial`) makes the
+    training statistics those of the real steps only, as Keras computes them (the sums
+    over the mask divided by its count + 1e-7); for channels-last inputs, ignored
+    otherwise and in inference. The mask passes on.
+
     Input shape: any rank >= 2 with a known size on `axis`. Output shape: the same.
     """
     axes = _axes_arg("BatchNormalization", axis)
@@ -132,7 +138,7 @@ def BatchNormalization(axis=-1, momentum: float = 0.99, epsilon: float = 1e-3,
                  "moving_variance": vinit(kv, pshape, jnp.float32)}
         return shape, params, state
 
-    def apply(params, state, x, *, rng=None, train=False):
+    def apply(params, state, x, *, rng=None, train=False, mask=None):
         moving_mean, moving_var = state["moving_mean"], state["moving_variance"]
         rank = x.ndim
         if rank < 2 or any(not -rank <= a < rank for a in axes):
@@ -144,8 +150,12 @@ def BatchNormalization(axis=-1, momentum: float = 0.99, epsilon: float = 1e-3,
         xc = x.astype(cdt)
         if train:
             reduce = tuple(a for a in range(rank) if a not in pos)
-            mean = jnp.mean(xc, axis=reduce)
-            var = jnp.var(xc, axis=reduce)
+            if (mask is not None and pos == (rank - 1,)
+                    and tuple(jnp.shape(mask)) == tuple(x.shape[:-1])):
+                mean, var = _masked_moments(xc, jnp.asarray(mask), reduce)
+            else:
+                mean = jnp.mean(xc, axis=reduce)
+                var = jnp.var(xc, axis=reduce)
             new_state = {
                 "moving_mean": (moving_mean.astype(cdt) * momentum
                                 + mean * (1.0 - momentum)).astype(moving_mean.dtype),
@@ -164,7 +174,19 @@ def BatchNormalization(axis=-1, momentum: float = 0.99, epsilon: float = 1e-3,
         return (xc * inv + res).astype(x.dtype), new_state
 
     return Layer(init, apply, name=name, stateful=True, penalty=penalty, constrain=constrain,
-                 passes_mask=True)
+                 passes_mask=True, takes_mask=True)
+
+
+def _masked_moments(x, mask, reduce):
+    """Keras' masked batch moments: mean and biased variance over the steps where `mask`
+    (shaped ``x.shape[:-1]``) is True; returns two ``(C,)`` arrays."""
+    keep = jnp.expand_dims(mask.astype(bool), -1)
+    count = jnp.sum(jnp.broadcast_to(keep, x.shape).astype(x.dtype), axis=reduce) + 1e-7
+    zero = jnp.zeros((), x.dtype)
+    count = jnp.expand_dims(count, reduce)
+    mean = jnp.sum(jnp.where(keep, x, zero), axis=reduce, keepdims=True) / count
+    var = jnp.sum(jnp.where(keep, jnp.square(x - mean), zero), axis=reduce, keepdims=True) / count
+    return jnp.squeeze(mean, reduce), jnp.squeeze(var, reduce)
 
 
 # --------------------------------------------------------------------------- per-example norms
