@@ -664,3 +664,24 @@ def test_nested_plain_model_passes_the_mask_like_a_keras_submodel():
     inp2 = jl.Input((None, F))
     conv = jl.Model(inp2, jl.Conv1D(F, 3, padding="same")(inp2))
     assert not conv.passes_mask
+
+
+def test_time_distributed_hands_each_step_its_mask_like_keras():
+    """Masking over (batch, time, steps, features) makes a (batch, time, steps) mask; Keras'
+    TimeDistributed(LSTM) gives each outer step its (batch, steps) slice."""
+    x = np.asarray(data((2, 3, T, F)))
+    x[0, 1, 3:] = 0.0
+    x[1, 2, 1:] = 0.0
+    x[1, 0, :2] = 0.0
+    model = jl.serial(jl.Masking(0.0), jl.TimeDistributed(jl.LSTM(U)))
+    _, params = model.init(KEY, (None, 3, None, F))
+    params = perturbed(params)
+    y = jax.jit(model.apply)(params, x)
+    km = keras.Sequential([keras.layers.Masking(0.0), keras.layers.TimeDistributed(
+        keras.layers.LSTM(U))])
+    close(y, keras_call(km, x, keras_weights(params[1])))
+    unmasked = jl.TimeDistributed(jl.LSTM(U)).apply(params[1], x)
+    assert not np.allclose(y, unmasked, atol=1e-3)
+    # A (batch, time) mask is not the inner LSTM's: Dense-like use is unchanged.
+    td = jl.TimeDistributed(jl.Dense(2))
+    assert not td.takes_mask and td.passes_mask

@@ -763,7 +763,11 @@ def TimeDistributed(layer) -> Layer:
 
     The batch and time axes are folded into one for the call, so any layer works
     (Dense, Conv2D on frames, a whole `serial`); a stateful layer (BatchNormalization)
-    sees the folded batch. A mask passes through unchanged.
+    sees the folded batch. A mask passes through unchanged; when the wrapped layer takes
+    one (an RNN, BatchNormalization) and the mask covers every axis of the input but the
+    last (e.g. (batch, time, steps) for TimeDistributed(LSTM) over (batch, time, steps,
+    features)), it is folded the same way and handed to it, as Keras hands each step its
+    slice of the mask.
 
     Params: the layer's. Input shape: ``(batch, time, *inner)``. Output shape:
     ``(batch, time, *inner_output)``.
@@ -780,25 +784,29 @@ def TimeDistributed(layer) -> Layer:
                              f"{out!r}", name)
         return Shape(shape[:2] + out[1:]), params, state
 
-    def apply_s(params, state, x, *, rng=None, train=False):
+    def apply_s(params, state, x, *, rng=None, train=False, mask=None):
         if getattr(x, "ndim", 0) < 3:
             raise ShapeError(f"expected an input of shape (batch, time, ...), received "
                              f"{Shape(getattr(x, 'shape', ()))!r}", name)
         b, t = x.shape[:2]
+        kwargs = {}
+        if mask is not None and tuple(jnp.shape(mask)) == tuple(x.shape[:-1]):
+            kwargs["mask"] = jnp.reshape(mask, (b * t,) + tuple(x.shape[2:-1]))
         y, state = _apply_any(inner, params, state, x.reshape((b * t,) + x.shape[2:]), rng,
-                              train)
+                              train, **kwargs)
         return y.reshape((b, t) + y.shape[1:]), state
 
     if inner.stateful:
         return Layer(init_s, apply_s, name=name, stateful=True, penalty=inner.penalty,
-                     constrain=inner.constrain, children=(inner,), passes_mask=True)
+                     constrain=inner.constrain, children=(inner,), passes_mask=True,
+                     takes_mask=inner.takes_mask)
 
     def init(key, input_shape):
         out, params, _ = init_s(key, input_shape)
         return out, params
 
-    def apply(params, x, *, rng=None, train=False):
-        return apply_s(params, (), x, rng=rng, train=train)[0]
+    def apply(params, x, *, rng=None, train=False, mask=None):
+        return apply_s(params, (), x, rng=rng, train=train, mask=mask)[0]
 
     return Layer(init, apply, name=name, penalty=inner.penalty, constrain=inner.constrain,
-                 children=(inner,), passes_mask=True)
+                 children=(inner,), passes_mask=True, takes_mask=inner.takes_mask)
