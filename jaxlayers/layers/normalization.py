@@ -180,13 +180,12 @@ def BatchNormalization(axis=-1, momentum: float = 0.99, epsilon: float = 1e-3,
 def _masked_moments(x, mask, reduce):
     """Keras' masked batch moments: mean and biased variance over the steps where `mask`
     (shaped ``x.shape[:-1]``) is True; returns two ``(C,)`` arrays."""
-    keep = jnp.expand_dims(mask.astype(bool), -1)
-    count = jnp.sum(jnp.broadcast_to(keep, x.shape).astype(x.dtype), axis=reduce) + 1e-7
+    keep = jnp.broadcast_to(jnp.expand_dims(mask.astype(bool), -1), x.shape)
+    count = jnp.sum(keep, axis=reduce, keepdims=True, dtype=x.dtype) + 1e-7
     zero = jnp.zeros((), x.dtype)
-    count = jnp.expand_dims(count, reduce)
     mean = jnp.sum(jnp.where(keep, x, zero), axis=reduce, keepdims=True) / count
-    var = jnp.sum(jnp.where(keep, jnp.square(x - mean), zero), axis=reduce, keepdims=True) / count
-    return jnp.squeeze(mean, reduce), jnp.squeeze(var, reduce)
+    var = jnp.sum(jnp.where(keep, jnp.square(x - mean), zero), axis=reduce, keepdims=True)
+    return jnp.squeeze(mean, reduce), jnp.squeeze(var / count, reduce)
 
 
 # --------------------------------------------------------------------------- per-example norms

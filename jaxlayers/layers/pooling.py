@@ -9,6 +9,7 @@ by its number of real (unpadded) elements.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import jax
@@ -247,26 +248,7 @@ def _global_pooling(kind, rank, reduce, data_format=None, keepdims=False) -> Lay
         layout.check_array(name, x)
         return fn(x, axis=layout.spatial_axes, keepdims=keepdims)
 
-    if kind != "GlobalAveragePooling1D":
-        return Layer(init, apply, name=name)
-
-    def apply_masked(params, x, *, rng=None, train=False, mask=None):
-        """With a (batch, steps) `mask` (Embedding(mask_zero=True), Masking), the mean over
-        the real steps only, as Keras computes it (all steps masked: 0 / 0 = NaN)."""
-        if mask is None:
-            return apply(params, x)
-        layout.check_array(name, x)
-        steps = x.shape[layout.spatial_axes[0]]
-        if tuple(mask.shape) != (x.shape[0], steps):
-            raise ShapeError(f"mask shape {Shape(mask.shape)!r} does not match the input's "
-                             f"(batch, steps) = {(x.shape[0], steps)}", name)
-        keep = jnp.expand_dims(mask.astype(bool), 1 if layout.first else 2)
-        axis = layout.spatial_axes
-        total = jnp.sum(jnp.where(keep, x, jnp.zeros((), x.dtype)), axis=axis, keepdims=keepdims)
-        return total / jnp.sum(keep.astype(x.dtype), axis=axis, keepdims=keepdims)
-
-    # Keras' GlobalAveragePooling1D takes the mask and drops it (its output has no steps).
-    return Layer(init, apply_masked, name=name, takes_mask=True, mask_fn=lambda x, mask: None)
+    return Layer(init, apply, name=name)
 
 
 _GLOBAL_DOC = """Global {what} pooling over the {rank}-D spatial axes (Keras' `{kind}`).
@@ -292,7 +274,28 @@ def GlobalMaxPooling3D(data_format=None, keepdims=False) -> Layer:
 
 
 def GlobalAveragePooling1D(data_format=None, keepdims=False) -> Layer:
-    return _global_pooling("GlobalAveragePooling1D", 1, "average", data_format, keepdims)
+    layer = _global_pooling("GlobalAveragePooling1D", 1, "average", data_format, keepdims)
+    layout = Layout(1, _data_format("GlobalAveragePooling1D", data_format))
+    plain = layer.apply
+
+    def apply(params, x, *, rng=None, train=False, mask=None):
+        """With a (batch, steps) `mask`, the mean over the real steps only, as Keras
+        computes it (all steps masked: 0 / 0 = NaN)."""
+        if mask is None:
+            return plain(params, x)
+        layout.check_array(layer.name, x)
+        axis = layout.spatial_axes[0]
+        steps = x.shape[axis]
+        if tuple(jnp.shape(mask)) != (x.shape[0], steps):
+            raise ShapeError(f"mask shape {Shape(jnp.shape(mask))!r} does not match the "
+                             f"input's (batch, steps) = {(x.shape[0], steps)}", layer.name)
+        keep = jnp.expand_dims(jnp.asarray(mask, bool), 1 if layout.first else 2)
+        total = jnp.sum(jnp.where(keep, x, jnp.zeros((), x.dtype)), axis=axis, keepdims=keepdims)
+        return total / jnp.sum(keep, axis=axis, keepdims=keepdims, dtype=x.dtype)
+
+    # Keras' GlobalAveragePooling1D takes the mask and drops it (its output has no steps).
+    return dataclasses.replace(layer, apply=apply, takes_mask=True,
+                               mask_fn=lambda x, mask: None)
 
 
 def GlobalAveragePooling2D(data_format=None, keepdims=False) -> Layer:
