@@ -5,14 +5,15 @@ from .activations import (celu, elu, exponential, gelu, glu, hard_shrink, hard_s
                           log_softmax, mish, relu, relu6, selu, sigmoid, silu, soft_shrink,
                           softmax, softplus, softsign, sparse_plus, sparse_sigmoid, sparsemax,
                           squareplus, swish, tanh, tanh_shrink)
-from .combinators import FanInConcat, FanInSum, FanOut, branch, parallel, residual, serial
-from .core import Layer, Shape, ShapeError, as_layer, inference, with_state
+from .combinators import (FanInConcat, FanInSum, FanOut, Sequential, branch, parallel, residual,
+                          serial)
+from .core import Layer, Shape, ShapeError, as_layer, inference, named, with_state
 from .layers.core import (Activation, Dense, Dropout, Flatten, Identity, InputLayer, Lambda,
                           Permute, RepeatVector, Reshape)
 from .summary import summary
 
 # functional API, merge layers, model plots (issue 6)
-from .functional import Input, Model, SymbolicTensor, named
+from .functional import Input, Model, SymbolicTensor
 from .layers.merging import (Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply,
                              Subtract)
 from .plot import plot_model

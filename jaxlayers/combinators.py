@@ -9,46 +9,50 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .core import (Layer, Shape, ShapeError, apply_child, apply_child_masked, as_layer,
-                   as_shape, child_rng, init_child, is_free)
+from .core import (Layer, Shape, ShapeError, as_layer, as_shape, call_child, child_rng,
+                   from_stateful, init_child, is_free, makes_mask,
+                   stateful_init)
 
 
-def _compose(layers, name, init_children, apply_children, takes_mask=False,
-             returns_mask=False, passes_mask=False):
-    """A Layer over `layers` from child-wise init/apply loops in the stateful form.
+def _children(layers, name):
+    """`layers` as Layers; a single list argument is the list of layers (Keras' habit)."""
+    if len(layers) == 1 and isinstance(layers[0], list):
+        layers = layers[0]
+    return tuple(as_layer(l) for l in layers)
+
+
+def _compose(layers, name, init_children, run_children, label=""):
+    """A Layer over `layers` from child-wise loops in the stateful form (`from_stateful`).
 
     `init_children(key, input_shape) -> (out_shape, params, state)` and
-    `apply_children(params, state, x, rng, train) -> (y, state)`; the stateless form
-    drops the state when no child is stateful. With `takes_mask` / `returns_mask`,
-    `apply` also accepts ``mask=`` / ``return_mask=`` and passes them to `apply_children`.
+    `run_children(params, state, x, rng, train, mask) -> (y, mask_after, state)`.
+    Params and state are tuples in child order; both are checked to have one entry per child.
     """
-    stateful = any(l.stateful for l in layers)
-
     def penalty(params):
         return sum(l.penalty(p) for l, p in zip(layers, params))
 
     def constrain(params):
         return tuple(l.constrain(p) for l, p in zip(layers, params))
 
-    if stateful:
-        def init(key, input_shape):
-            return init_children(key, as_shape(input_shape))
+    def init(key, input_shape):
+        return init_children(key, as_shape(input_shape))
 
-        def apply(params, state, x, *, rng=None, train=False, **masks):
-            return apply_children(params, state, x, rng, train, **masks)
-    else:
-        empty = tuple(() for _ in layers)
+    def run(params, state, x, rng, train, mask):
+        check_entries(name, params, len(layers), "params")
+        check_entries(name, state, len(layers), "state")
+        return run_children(params, state, x, rng, train, mask)
 
-        def init(key, input_shape):
-            out_shape, params, _ = init_children(key, as_shape(input_shape))
-            return out_shape, params
+    return from_stateful(init, run, stateful=any(l.stateful for l in layers),
+                         empty_state=tuple(() for _ in layers), name=name, penalty=penalty,
+                         constrain=constrain, children=tuple(layers), label=label)
 
-        def apply(params, x, *, rng=None, train=False, **masks):
-            return apply_children(params, empty, x, rng, train, **masks)[0]
 
-    return Layer(init, apply, name=name, stateful=stateful, penalty=penalty,
-                 constrain=constrain, children=tuple(layers), takes_mask=takes_mask,
-                 returns_mask=returns_mask, passes_mask=passes_mask)
+def check_entries(name, tree, n, what="params"):
+    """Raise a ShapeError naming `name` unless `tree` is a tuple/list of `n` entries."""
+    if not isinstance(tree, (tuple, list)) or len(tree) != n:
+        got = (f"{len(tree)}" if isinstance(tree, (tuple, list))
+               else f"a {type(tree).__name__}")
+        raise ShapeError(f"expects {n} {what} entries (one per child), got {got}", name)
 
 
 def _split(key, n):
@@ -70,76 +74,97 @@ def _split(key, n):
     return [jnp.asarray(d) for d in np.asarray(keys)]   # raw uint32 keys
 
 
-def serial(*layers, name: str = "serial") -> Layer:
+def serial(*layers, name: str | None = None) -> Layer:
     """Chain layers: the output of each is the input of the next.
 
-    Returns a Layer whose params are a tuple with one entry per layer. A time-step
-    mask made by a child (Masking, Embedding(mask_zero=True)) travels along the
-    chain to the children that take one (see `core.propagate_mask`). A serial with
-    such a child takes ``mask=`` (the incoming mask) and `returns_mask`: its mask
-    after the last child reaches the layers after it when it is nested.
+    Args:
+      *layers: Layers, ``(init, apply)`` pairs or functions; or one list of them.
+      name: the chain's name (its key in a functional Model, and the place named in errors;
+        default ``serial``).
+
+    Returns a Layer whose params (and state) are tuples with one entry per layer. Time-step
+    masks travel along the chain (`core.call_child`): Embedding(mask_zero=True) -> LSTM
+    masks the padding; ``apply(..., mask=)`` gives the incoming mask and
+    ``apply(..., return_mask=True)`` returns ``(y, mask_after)``.
     """
-    layers = tuple(as_layer(l) for l in layers)
-    masked = any(l.mask_fn is not None or l.takes_mask or l.returns_mask for l in layers)
+    layers = _children(layers, name)
+    place = name or "serial"
 
     def init_children(key, shape):
         params, states = [], []
         for i, (layer, k) in enumerate(zip(layers, _split(key, len(layers)))):
-            shape, p, s = init_child(layer, k, shape, f"{name}[{i}]")
+            shape, p, s = init_child(layer, k, shape, f"{place}[{i}]")
             params.append(p)
             states.append(s)
         return shape, tuple(params), tuple(states)
 
-    def apply_children(params, state, x, rng, train, mask=None, return_mask=False):
+    def run_children(params, state, x, rng, train, mask):
         new_state = []
         for i, (layer, p, s) in enumerate(zip(layers, params, state)):
-            if masked:
-                x, mask, s = apply_child_masked(layer, p, s, x, child_rng(rng, i), train,
-                                                f"{name}[{i}]", mask)
-            else:
-                x, s = apply_child(layer, p, s, x, child_rng(rng, i), train, f"{name}[{i}]")
+            x, mask, s = call_child(layer, p, s, x, child_rng(rng, i), train, f"{place}[{i}]",
+                                    mask)
             new_state.append(s)
-        return ((x, mask) if return_mask else x), tuple(new_state)
+        return x, mask, tuple(new_state)
 
-    # A chain of mask-passing layers (Dense, Dropout, ...) passes a mask on, as one would.
-    passes = not masked and all(layer.passes_mask for layer in layers)
-    return _compose(layers, name, init_children, apply_children, takes_mask=masked,
-                    returns_mask=masked, passes_mask=passes)
+    return _compose(layers, place, init_children, run_children, label=name or "")
 
 
-def parallel(*layers, name: str = "parallel") -> Layer:
-    """Apply layer i to input i of a tuple of inputs; returns the tuple of outputs."""
-    layers = tuple(as_layer(l) for l in layers)
+def Sequential(layers=None, name: str | None = None) -> Layer:
+    """Keras' ``Sequential(layers, name=)``: `serial` over a list of layers."""
+    return serial(list(layers or []), name=name)
+
+
+def parallel(*layers, name: str | None = None) -> Layer:
+    """Apply layer i to input i of a tuple of inputs; returns the tuple of outputs.
+
+    Masks: input i's mask (from a tuple of masks) goes to layer i; the outputs' masks are
+    returned as a tuple (None where a layer drops its mask).
+    """
+    layers = _children(layers, name)
+    place = name or "parallel"
     n = len(layers)
 
     def init_children(key, shapes):
         if not isinstance(shapes, tuple) or isinstance(shapes, Shape) or len(shapes) != n:
-            raise ShapeError(f"expected a tuple of {n} input shapes, received {shapes!r}", name)
+            raise ShapeError(f"expected a tuple of {n} input shapes, received {shapes!r}", place)
         outs, params, states = [], [], []
         for i, (layer, k, shape) in enumerate(zip(layers, _split(key, n), shapes)):
-            out, p, s = init_child(layer, k, shape, f"{name}[{i}]")
+            out, p, s = init_child(layer, k, shape, f"{place}[{i}]")
             outs.append(out)
             params.append(p)
             states.append(s)
         return tuple(outs), tuple(params), tuple(states)
 
-    def apply_children(params, state, xs, rng, train):
+    def run_children(params, state, xs, rng, train, mask):
         if not isinstance(xs, (tuple, list)) or len(xs) != n:
             raise ShapeError(f"expected a tuple of {n} inputs, received "
-                             f"{type(xs).__name__}", name)
-        outs, new_state = [], []
-        for i, (layer, p, s, x) in enumerate(zip(layers, params, state, xs)):
-            y, s = apply_child(layer, p, s, x, child_rng(rng, i), train, f"{name}[{i}]")
+                             f"{type(xs).__name__}", place)
+        masks = _per_input_masks(mask, n, place)
+        outs, out_masks, new_state = [], [], []
+        for i, (layer, p, s, x, m) in enumerate(zip(layers, params, state, xs, masks)):
+            y, m, s = call_child(layer, p, s, x, child_rng(rng, i), train, f"{place}[{i}]", m)
             outs.append(y)
+            out_masks.append(m)
             new_state.append(s)
-        return tuple(outs), tuple(new_state)
+        out_mask = None if all(m is None for m in out_masks) else tuple(out_masks)
+        return tuple(outs), out_mask, tuple(new_state)
 
-    return _compose(layers, name, init_children, apply_children)
+    return _compose(layers, place, init_children, run_children, label=name or "")
+
+
+def _per_input_masks(mask, n, place):
+    """`mask` split over `n` inputs: None, one mask shared by all, or a tuple of n."""
+    if mask is None or hasattr(mask, "shape"):
+        return [mask] * n
+    if isinstance(mask, (tuple, list)) and len(mask) == n:
+        return list(mask)
+    raise ShapeError(f"expected one mask or a tuple of {n} masks, received "
+                     f"{type(mask).__name__}", place)
 
 
 def FanOut(num: int) -> Layer:
-    """Copy the input `num` times; returns a tuple of `num` identical outputs."""
-    if not isinstance(num, int) or num < 1:
+    """Copy the input `num` times; returns a tuple of `num` identical outputs (and masks)."""
+    if isinstance(num, bool) or not isinstance(num, int) or num < 1:
         raise ValueError(f"FanOut: num must be a positive int, got {num!r}")
 
     def init(key, input_shape):
@@ -148,12 +173,16 @@ def FanOut(num: int) -> Layer:
     def apply(params, x, *, rng=None, train=False):
         return tuple(x for _ in range(num))
 
-    return Layer(init, apply, name=f"FanOut({num})")
+    def copies(x, mask):
+        return None if mask is None else tuple(mask for _ in range(num))
+
+    return Layer(init, apply, name=f"FanOut({num})", masking=makes_mask(copies))
 
 
-def branch(*layers, name: str = "branch") -> Layer:
-    """Apply every layer to the same input; returns the tuple of their outputs."""
-    return serial(FanOut(len(layers)), parallel(*layers), name=name)
+def branch(*layers, name: str | None = None) -> Layer:
+    """Apply every layer to the same input; returns the tuple of their outputs (and masks)."""
+    layers = _children(layers, name)
+    return serial(FanOut(len(layers)), parallel(*layers), name=name or "branch")
 
 
 def _input_shapes(name, shapes, at_least=1):
@@ -190,7 +219,20 @@ def FanInSum() -> Layer:
             raise ShapeError(f"inputs must have the same shape, received {shapes}", name)
         return sum(xs[1:], xs[0])
 
-    return Layer(init, apply, name=name)
+    return Layer(init, apply, name=name, masking=makes_mask(merged_mask))
+
+
+def merged_mask(xs, masks):
+    """Keras' `Merge.compute_mask`: the OR of the inputs' masks; None unless all have one."""
+    if masks is None or hasattr(masks, "shape"):
+        return masks
+    masks = list(masks)
+    if not masks or any(m is None for m in masks):
+        return None
+    out = masks[0]
+    for m in masks[1:]:
+        out = jnp.logical_or(out, m)
+    return out
 
 
 def FanInConcat(axis: int = -1) -> Layer:
@@ -221,36 +263,27 @@ def FanInConcat(axis: int = -1) -> Layer:
     return Layer(init, apply, name=name)
 
 
-def residual(*layers, name: str = "residual") -> Layer:
-    """``x + f(x)`` with ``f = serial(*layers)``; f must keep the shape of its input."""
-    body = serial(*layers, name=name)
-    place = f"{name}"
+def residual(*layers, name: str | None = None) -> Layer:
+    """``x + f(x)`` with ``f = serial(*layers)``; f must keep the shape of its input.
 
-    def check(shape, out_shape):
+    The mask after it is Keras' Add of the two paths: the OR of the input's mask and the
+    body's, None unless both have one (a body of mask-passing layers keeps the mask).
+    """
+    place = name or "residual"
+    body = serial(*_children(layers, name), name=place)
+
+    def init(key, input_shape):
+        shape = as_shape(input_shape)
+        out_shape, params, state = stateful_init(body, key, shape)
         if not _same_dims(shape, out_shape):
-            raise ShapeError(f"the residual branch maps {shape!r} to {out_shape!r}; it must keep "
-                             f"the input shape", place)
+            raise ShapeError(f"the residual branch maps {shape!r} to {out_shape!r}; it must "
+                             f"keep the input shape", place)
+        return shape, params, state
 
-    if body.stateful:
-        def init(key, input_shape):
-            shape = as_shape(input_shape)
-            out_shape, params, state = body.init(key, shape)
-            check(shape, out_shape)
-            return shape, params, state
+    def run(params, state, x, rng, train, mask):
+        y, body_mask, state = call_child(body, params, state, x, rng, train, "", mask)
+        return x + y, merged_mask(None, (mask, body_mask)), state
 
-        def apply(params, state, x, *, rng=None, train=False):
-            y, state = body.apply(params, state, x, rng=rng, train=train)
-            return x + y, state
-    else:
-        def init(key, input_shape):
-            shape = as_shape(input_shape)
-            out_shape, params = body.init(key, shape)
-            check(shape, out_shape)
-            return shape, params
-
-        def apply(params, x, *, rng=None, train=False):
-            return x + body.apply(params, x, rng=rng, train=train)
-
-    return Layer(init, apply, name=name, stateful=body.stateful, penalty=body.penalty,
-                 constrain=body.constrain, children=body.children,
-                 passes_mask=body.passes_mask)
+    return from_stateful(init, run, stateful=body.stateful, empty_state=tuple(
+        () for _ in body.children), name=place, penalty=body.penalty,
+        constrain=body.constrain, children=body.children, label=name or "")

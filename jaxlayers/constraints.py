@@ -8,7 +8,7 @@ import dataclasses
 
 import jax.numpy as jnp
 
-from .core import get_by_name
+from .lookup import get_by_name
 
 _EPSILON = 1e-7
 

@@ -162,6 +162,59 @@ def _with_contract_kwargs(apply):
     return wrapped
 
 
+@dataclasses.dataclass(frozen=True)
+class MaskRule:
+    """What a layer does to a time-step mask: the one mask mechanism.
+
+    A mask is a boolean ``(batch, time)`` array (True = a real step), or a tuple / dict of
+    them (or None) for a layer with several inputs. Every container hands masks to its
+    children through `call_child`, which reads this rule:
+
+      takes: `apply` accepts ``mask=`` (the incoming mask) and uses it (RNNs, pooling over
+        time, BatchNormalization, Multiply, Softmax, attention).
+      out: the mask after the layer: ``"drop"`` (None, Keras' default), ``"pass"`` (the
+        incoming mask, Keras' ``supports_masking``), ``"self"`` (the layer computes it in
+        its own pass: ``apply(..., return_mask=True)`` returns ``(y, mask)``; containers), or
+        a function ``(x, mask) -> mask`` (Embedding, Masking, merges, RNNs).
+    """
+
+    takes: bool = False
+    out: Any = "drop"
+
+    def __post_init__(self):
+        if not (callable(self.out) or self.out in ("drop", "pass", "self")):
+            raise ValueError(f"MaskRule.out must be 'drop', 'pass', 'self' or a function, "
+                             f"got {self.out!r}")
+
+    @property
+    def related(self) -> bool:
+        """True when the layer uses, makes or changes a mask (not plain drop / pass)."""
+        return self.takes or self.out not in ("drop", "pass")
+
+
+DROP = MaskRule()                                # Conv1D, Flatten, pooling, a raw stax pair
+PASS = MaskRule(out="pass")                      # Dense, activations, dropouts
+THREAD = MaskRule(takes=True, out="self")        # containers: serial, Model, wrappers
+
+
+def makes_mask(fn: Callable, takes: bool = False) -> MaskRule:
+    """The rule of a layer whose output mask is ``fn(x, mask)`` (None drops it)."""
+    return MaskRule(takes=takes, out=fn)
+
+
+def consumes_mask(out="pass") -> MaskRule:
+    """The rule of a layer whose `apply` uses ``mask=``; `out` as in `MaskRule`."""
+    return MaskRule(takes=True, out=out)
+
+
+_SYMBOLIC_CALL: list = []   # set by the functional API (jaxlayers/functional.py) on import
+
+
+def on_symbolic_call(fn: Callable):
+    """Register ``fn(layer, *args, **kwargs)``, run when a Layer is called (functional API)."""
+    _SYMBOLIC_CALL[:] = [fn]
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class Layer:
     """A layer: a pair of pure functions plus metadata.
@@ -174,19 +227,11 @@ class Layer:
       penalty: ``params -> scalar``, the sum of this layer's weight regularizers.
       constrain: ``params -> params``, projections applied after an optimizer update.
       children: sub-layers (for combinators), used by `summary`.
-      label: a user-given unique name (``jl.named``), the layer's key in a functional
-        Model's params; empty for the automatic Keras-style name.
+      label: a user-given unique name (``name=``, ``jl.named``), the layer's key in a
+        functional Model's params; empty for the automatic Keras-style name.
       graph: the node graph of a functional Model (``jl.Model``), for summary and plots.
-      mask_fn: ``(x, mask) -> mask``, for layers that produce or change a time-step mask
-        (Masking, Embedding(mask_zero=True), RNNs); see `propagate_mask`.
-      takes_mask: whether `apply` accepts a ``mask=`` keyword (recurrent layers).
-      passes_mask: Keras' ``supports_masking``: an incoming time-step mask passes through
-        unchanged (Dense, activations, dropouts, most normalizations). A layer with neither
-        this nor a `mask_fn` drops the mask, as Keras 3 does (Conv1D, Flatten, pooling, a
-        raw stax pair); see `propagate_mask`.
-      returns_mask: whether `apply` also accepts ``return_mask=True`` and then returns
-        ``(y, mask_after)`` in place of `y` (combinators holding mask producers: `serial`,
-        a functional Model); see `apply_child_masked`.
+      masking: the layer's `MaskRule` (default `DROP`, as Keras 3 for a layer that does
+        not support masking).
 
     Iterating a layer yields ``(init, apply)``, so ``init, apply = jl.Dense(10)``
     works as in stax.
@@ -199,13 +244,9 @@ class Layer:
     penalty: Callable = _zero_penalty
     constrain: Callable = _no_constraint
     children: tuple = ()
-    # functional API (jaxlayers/functional.py)
     label: str = ""
     graph: Any = None
-    mask_fn: Callable | None = None
-    takes_mask: bool = False
-    returns_mask: bool = False
-    passes_mask: bool = False
+    masking: MaskRule = DROP
 
     def __post_init__(self):
         object.__setattr__(self, "apply", _with_contract_kwargs(self.apply))
@@ -231,15 +272,24 @@ class Layer:
 
     def __call__(self, *args, **kwargs):
         """Calling a layer on `jl.Input` tensors records a node (the functional API)."""
-        try:
-            from .functional import call_layer
-        except ImportError:
-            call_layer = None
-        if call_layer is None:
+        if not _SYMBOLIC_CALL:
             raise TypeError(
                 f"{self.name} is not called directly: use `.init(key, input_shape)` and "
                 f"`.apply(params, x)`")
-        return call_layer(self, *args, **kwargs)
+        return _SYMBOLIC_CALL[0](self, *args, **kwargs)
+
+
+def named(layer, name: str) -> Layer:
+    """`layer` with the unique name `name`: its key in a functional Model's params.
+
+    Returns a new Layer object (call that one to share its weights); the same as a
+    constructor's ``name=`` argument.
+    """
+    if not isinstance(name, str) or not name or "/" in name:
+        raise ValueError(f"named: a layer name must be a non-empty string without '/', got "
+                         f"{name!r}")
+    return dataclasses.replace(as_layer(layer), label=name)
+
 
 
 def describe(kind: str, *args, **kwargs) -> str:
@@ -270,7 +320,9 @@ def function_layer(fn: Callable, name: str | None = None) -> Layer:
     def apply(params, x, *, rng=None, train=False):
         return fn(x)
 
-    return Layer(init, apply, name=name, passes_mask=True)   # as Keras' Lambda
+    # an elementwise function in a chain is Keras' Activation: it passes masks (jl.Lambda
+    # drops them unless given mask=, as Keras' Lambda)
+    return Layer(init, apply, name=name, masking=PASS)
 
 
 def _is_shape_leaf(s):
@@ -352,21 +404,37 @@ def inference(layer) -> Layer:
 
 def stateful_init(layer: Layer, key, input_shape):
     """``(output_shape, params, state)`` from any layer (state ``()`` if it has none)."""
-    if layer.stateful:
-        return layer.init(key, input_shape)
-    out_shape, params = layer.init(key, input_shape)
-    return out_shape, params, ()
+    out = layer.init(key, input_shape)
+    return out if layer.stateful else (*out, ())
 
 
-def stateful_apply(layer: Layer, params, state, x, rng, train, mask=None):
-    """``(y, new_state)`` from any layer (state passed through if it has none).
+def from_stateful(init_s: Callable, run: Callable, *, stateful: bool, empty_state,
+                  **fields) -> Layer:
+    """A Layer from its stateful form; the stateless form is derived when not `stateful`.
 
-    `mask` is passed as ``mask=`` only to a layer that `takes_mask`.
+    ``init_s(key, input_shape) -> (output_shape, params, state)`` and
+    ``run(params, state, x, rng, train, mask) -> (y, mask_after, new_state)``. The Layer's
+    `apply` takes ``mask=`` and ``return_mask=`` (then returning ``(y, mask_after)`` for
+    `y`) and its rule is `THREAD`; when not `stateful`, `init` drops the state and `apply`
+    runs with `empty_state`. `fields` are the other Layer fields (name, penalty, ...).
     """
-    kwargs = {"mask": mask} if mask is not None and layer.takes_mask else {}
-    if layer.stateful:
-        return layer.apply(params, state, x, rng=rng, train=train, **kwargs)
-    return layer.apply(params, x, rng=rng, train=train, **kwargs), state
+    if stateful:
+        def init(key, input_shape=None):
+            return init_s(key, input_shape)
+
+        def apply(params, state, x, *, rng=None, train=False, mask=None, return_mask=False):
+            y, ymask, state = run(params, state, x, rng, train, mask)
+            return ((y, ymask) if return_mask else y), state
+    else:
+        def init(key, input_shape=None):
+            out_shape, params, _ = init_s(key, input_shape)
+            return out_shape, params
+
+        def apply(params, x, *, rng=None, train=False, mask=None, return_mask=False):
+            y, ymask, _ = run(params, empty_state, x, rng, train, mask)
+            return (y, ymask) if return_mask else y
+
+    return Layer(init, apply, stateful=stateful, masking=THREAD, **fields)
 
 
 # --------------------------------------------------------------------------- recording
@@ -402,8 +470,8 @@ def recording():
 def init_child(layer: Layer, key, input_shape, place: str):
     """Run a child's init in the stateful form, naming `place` in any ShapeError.
 
-    Returns ``(output_shape, params, state)``. Records the child when a summary
-    is being taken.
+    Returns ``(output_shape, params, state)`` (state ``()`` for a stateless child).
+    Records the child when a summary is being taken.
     """
     rec = _RECORDER.get()
     row = None
@@ -422,29 +490,37 @@ def init_child(layer: Layer, key, input_shape, place: str):
     return out
 
 
-def apply_child(layer: Layer, params, state, x, rng, train, place: str, mask=None):
-    """Run a child's apply in the stateful form, naming `place` in any ShapeError."""
-    with located(place, layer.name):
-        return stateful_apply(layer, params, state, x, rng, train, mask)
+def call_child(layer: Layer, params, state, x, rng, train, place: str = "", mask=None):
+    """Run a child's apply in the stateful form: ``(y, mask_after, new_state)``.
 
-
-def apply_child_masked(layer: Layer, params, state, x, rng, train, place: str, mask=None):
-    """`apply_child` that also gives the mask after the child: ``(y, mask, new_state)``.
-
-    A layer that `returns_mask` computes it in its own forward pass (so a mask made
-    inside a nested `serial` or Model leaves it); any other layer goes through
-    `propagate_mask`.
+    The one routine every container uses. The child gets ``mask=`` when its rule
+    `takes` one (and a mask is there); the mask after it follows its `MaskRule`. A
+    ShapeError inside names `place`.
     """
-    if not layer.returns_mask:
-        y, state = apply_child(layer, params, state, x, rng, train, place, mask)
-        return y, propagate_mask(layer, x, y, mask), state
-    kwargs = {"return_mask": True, **({} if mask is None else {"mask": mask})}
+    rule = layer.masking
+    kwargs = {"mask": mask} if mask is not None and rule.takes else {}
+    if rule.out == "self":
+        kwargs["return_mask"] = True
     with located(place, layer.name):
         if layer.stateful:
-            (y, mask), state = layer.apply(params, state, x, rng=rng, train=train, **kwargs)
+            y, state = layer.apply(params, state, x, rng=rng, train=train, **kwargs)
         else:
-            y, mask = layer.apply(params, x, rng=rng, train=train, **kwargs)
-    return y, mask, state
+            y = layer.apply(params, x, rng=rng, train=train, **kwargs)
+    if rule.out == "self":
+        y, out_mask = y
+    elif callable(rule.out):
+        out_mask = rule.out(x, mask)
+    elif rule.out == "pass" and _keeps_time_axes(y, mask):
+        out_mask = mask
+    else:
+        out_mask = None
+    return y, out_mask, state
+
+
+def _keeps_time_axes(y, mask) -> bool:
+    """True when `mask` is one (batch, time) mask and `y` keeps those leading axes."""
+    return (hasattr(mask, "shape") and hasattr(y, "shape") and len(y.shape) >= 2
+            and tuple(y.shape[:2]) == tuple(mask.shape))
 
 
 def child_rng(rng, i: int):
@@ -510,75 +586,3 @@ def cast_like(x, *params):
     if jnp.issubdtype(x.dtype, jnp.floating):
         return tuple(None if p is None else p.astype(x.dtype) for p in params)
     return params
-
-
-# --------------------------------------------------------------------------- penalties
-
-
-def get_by_name(identifier, table: dict, kind: str, signature: str):
-    """Keras-style lookup: None or a callable as is, a class instantiated, a name from
-    `table` instantiated with its defaults; anything else a ValueError listing the names."""
-    if identifier is None or callable(identifier) and not isinstance(identifier, type):
-        return identifier
-    if isinstance(identifier, type):
-        return identifier()
-    if isinstance(identifier, str) and identifier in table:
-        return table[identifier]()
-    raise ValueError(f"unknown {kind} {identifier!r}; valid names: "
-                     f"{', '.join(sorted(k for k in table if k.islower()))}, or a callable "
-                     f"{signature}")
-
-
-def weight_hooks(layer_name: str, **rules):
-    """``(penalty, constrain)`` for a leaf layer's params dict.
-
-    Each keyword is a param name mapped to ``(regularizer, constraint)``, either of
-    which may be None, a Keras name (``"l2"``, ``"max_norm"``) or a callable. Params
-    absent from the dict (e.g. ``bias`` with ``use_bias=False``) are skipped.
-    Returns the zero penalty / identity when nothing is set.
-    """
-    from . import constraints, regularizers
-    regs, cons = {}, {}
-    for param, (reg, con) in rules.items():
-        try:
-            if reg is not None:
-                regs[param] = regularizers.get(reg)
-            if con is not None:
-                cons[param] = constraints.get(con)
-        except ValueError as e:
-            raise ShapeError(f"{param}: {e}", layer_name) from None
-
-    penalty = _zero_penalty
-    if regs:
-        def penalty(params):
-            return sum(fn(params[k]) for k, fn in regs.items() if k in params)
-
-    constrain = _no_constraint
-    if cons:
-        def constrain(params):
-            return {k: cons[k](v) if k in cons else v for k, v in params.items()}
-
-    return penalty, constrain
-
-
-# --------------------------------------------------------------------------- masks
-
-
-def propagate_mask(layer: Layer, x, y, mask):
-    """The time-step mask after `layer` mapped `x` to `y`, given the incoming `mask`.
-
-    A mask is a boolean ``(batch, time)`` array (True = a real step). A layer with a
-    `mask_fn` decides (``mask_fn(x, mask)``; None drops the mask). A layer that
-    `passes_mask` (Keras' ``supports_masking``: Dense, Activation, Dropout, ...) passes
-    the incoming mask on when its output keeps the input's (batch, time) axes; any other
-    layer drops it, as Keras 3 does (Conv1D, Flatten, pooling, a raw stax pair). Several
-    masks (a multi-input layer in a functional Model: a tuple or dict of masks) are
-    dropped unless a `mask_fn` merges them (the merge layers do).
-    """
-    if layer.mask_fn is not None:
-        return layer.mask_fn(x, mask)
-    if mask is None or not hasattr(mask, "shape") or not layer.passes_mask:
-        return None
-    if (hasattr(y, "shape") and len(y.shape) >= 2 and tuple(y.shape[:2]) == tuple(mask.shape)):
-        return mask
-    return None

@@ -7,7 +7,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from .core import get_by_name
+from .lookup import get_by_name
 
 
 def _check_factor(who, name, value):

@@ -70,8 +70,8 @@ def test_embedding_mask_zero_produces_mask_values_unchanged():
     _, params = layer.init(KEY, (None, None))
     x = np.array([[3, 1, 0], [0, 0, 0]])
     np.testing.assert_array_equal(layer.apply(params, x), np.asarray(params["embeddings"])[x])
-    np.testing.assert_array_equal(layer.mask_fn(x, None), x != 0)
-    assert jl.Embedding(10, 4).mask_fn is None
+    np.testing.assert_array_equal(layer.masking.out(x, None), x != 0)
+    assert jl.Embedding(10, 4).masking.out == "drop"
 
 
 def test_embedding_regularizer_and_constraint():
@@ -96,7 +96,7 @@ def test_masking_matches_keras_values_and_mask():
     np.testing.assert_allclose(y, keras_call(k, x))
     with jax.numpy_rank_promotion("allow"):
         kmask = np.asarray(k.compute_mask(x))
-    np.testing.assert_array_equal(layer.mask_fn(x, None), kmask)
+    np.testing.assert_array_equal(layer.masking.out(x, None), kmask)
     assert not kmask[0, 3] and kmask[1, 1]
 
 

@@ -492,7 +492,7 @@ def test_embedding_mask_zero_feeds_lstm_like_keras():
     inputs = jl.Input((None,), dtype=jnp.int32)
     x = jl.Embedding(10, 3, mask_zero=True)(inputs)
     model = jl.Model(inputs, jl.LSTM(4)(x))
-    assert model.takes_mask and model.returns_mask
+    assert model.masking.takes and model.masking.out == "self"   # threads masks
     _, params = model.init(KEY)
     params = noisy(params)
     y = jax.jit(model.apply)(params, IDS)

@@ -192,7 +192,7 @@ def test_mask_made_in_a_nested_serial_leaves_it():
     """serial(serial(Embedding(mask_zero), Dense), LSTM) masks like the flat Keras model."""
     ids = np.array([[3, 5, 2, 0, 0, 0], [7, 1, 0, 0, 0, 0], [4, 4, 4, 4, 4, 9], [0] * 6])
     inner = jl.serial(jl.Embedding(10, F, mask_zero=True), jl.Dense(F, activation="tanh"))
-    assert inner.returns_mask and inner.takes_mask
+    assert inner.masking.takes and inner.masking.out == "self"   # threads masks
     model = jl.serial(inner, jl.LSTM(U))
     _, params = model.init(KEY, (None, None))
     params = perturbed(params)
@@ -652,7 +652,6 @@ def test_global_average_pooling1d_averages_the_real_steps_like_keras():
 def test_nested_plain_model_passes_the_mask_like_a_keras_submodel():
     inp = jl.Input((None, F))
     sub = jl.Model(inp, jl.Dropout(0.2)(jl.Dense(F, activation="tanh")(inp)))
-    assert sub.passes_mask and not sub.takes_mask
     model = jl.serial(jl.Embedding(10, F, mask_zero=True), sub, jl.LSTM(U))
     _, params = model.init(KEY, (None, None))
     params = perturbed(params)
@@ -663,7 +662,9 @@ def test_nested_plain_model_passes_the_mask_like_a_keras_submodel():
     close(y, flat.apply((params[0], dense, params[2]), IDS))
     inp2 = jl.Input((None, F))
     conv = jl.Model(inp2, jl.Conv1D(F, 3, padding="same")(inp2))
-    assert not conv.passes_mask
+    _, cparams = conv.init(KEY, (None, None, F))
+    assert conv.apply(cparams, np.ones((2, 6, F)), mask=IDS[:2, :6] != 0,
+                      return_mask=True)[1] is None   # Conv1D drops the mask, as Keras
 
 
 def test_time_distributed_hands_each_step_its_mask_like_keras():
@@ -684,4 +685,4 @@ def test_time_distributed_hands_each_step_its_mask_like_keras():
     assert not np.allclose(y, unmasked, atol=1e-3)
     # A (batch, time) mask is not the inner LSTM's: Dense-like use is unchanged.
     td = jl.TimeDistributed(jl.Dense(2))
-    assert not td.takes_mask and td.passes_mask
+    assert not td.masking.takes and td.masking.out == "pass"

@@ -25,7 +25,8 @@ import numpy as np
 
 from ..core import as_shape, with_state
 from ..combinators import serial
-from ..functional import Input, Model, SymbolicTensor, named
+from ..core import named
+from ..functional import Input, Model, SymbolicTensor
 from ..layers import activation as A
 from ..layers import conv as C
 from ..layers import core as L

@@ -6,8 +6,9 @@ import jax.numpy as jnp
 
 from .. import activations as _act
 from .. import initializers as _initializers
+from ..core import PASS, consumes_mask
 from ..core import Layer, Shape, ShapeError, as_shape, check_rank, describe, is_free
-from ..core import weight_hooks
+from .weights import weight_hooks
 
 
 def _elementwise(name, fn):
@@ -17,7 +18,7 @@ def _elementwise(name, fn):
     def apply(params, x, *, rng=None, train=False):
         return fn(x)
 
-    return Layer(init, apply, name=name, passes_mask=True)
+    return Layer(init, apply, name=name, masking=PASS)
 
 
 def _non_negative(layer, what, value, allow_none=False):
@@ -86,11 +87,33 @@ def Softmax(axis=-1) -> Layer:
         check(len(shape), shape)
         return shape, ()
 
-    def apply(params, x, *, rng=None, train=False):
+    def apply(params, x, *, rng=None, train=False, mask=None):
+        """With `mask` (broadcastable to `x`, True = keep), masked entries score as a
+        large negative number before the softmax, as Keras' Softmax."""
         check(x.ndim, Shape(x.shape))
+        if mask is not None:
+            x = jnp.where(_softmax_mask(name, mask, x), x, _large_negative(x.dtype))
         return _act.softmax(x, axis=axis)
 
-    return Layer(init, apply, name=name, passes_mask=True)
+    return Layer(init, apply, name=name, masking=consumes_mask("pass"))
+
+
+def _large_negative(dtype):
+    """Keras' stand-in for -inf in masked softmax scores: -3e4 in float16, else -1e9."""
+    return jnp.asarray(-3e4 if jnp.dtype(dtype) == jnp.float16 else -1e9, dtype)
+
+
+def _softmax_mask(name, mask, x):
+    """`mask` as a boolean array broadcastable to `x` (Keras' rule: aligned from the right,
+    each dim 1 or equal); a ShapeError naming the layer otherwise."""
+    mask = jnp.asarray(mask)
+    fits = mask.ndim <= x.ndim and all(
+        m in (1, d) for m, d in zip(mask.shape[::-1], x.shape[::-1]))
+    if not fits:
+        raise ShapeError(f"the mask of shape {Shape(mask.shape)!r} must broadcast to the "
+                         f"input of shape {Shape(x.shape)!r} (aligned from the right)", name)
+    mask = mask if mask.dtype == jnp.bool_ else mask > 0.5
+    return jnp.broadcast_to(mask.reshape((1,) * (x.ndim - mask.ndim) + mask.shape), x.shape)
 
 
 def PReLU(alpha_initializer="zeros", alpha_regularizer=None, alpha_constraint=None,
@@ -151,4 +174,4 @@ def PReLU(alpha_initializer="zeros", alpha_regularizer=None, alpha_constraint=No
         return jnp.maximum(x, zero) - alpha * jnp.maximum(-x, zero)
 
     return Layer(init, apply, name=name, penalty=penalty, constrain=constrain,
-                 passes_mask=True)
+                 masking=PASS)

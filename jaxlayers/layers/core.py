@@ -9,9 +9,11 @@ import jax.numpy as jnp
 
 from .. import activations as _activations
 from .. import initializers as _initializers
+from .weights import weight_hooks
+from ..core import PASS
 from ..core import (Layer, Shape, ShapeError, as_shape, bias_add, cast_like, check_input,
                     check_rank, describe, infer_shape, is_free, need_rng,
-                    noise_shape_for, weight_hooks)
+                    noise_shape_for)
 from ..regularizers import with_activity_regularizer
 
 
@@ -107,7 +109,7 @@ def Dense(units: int, activation=None, use_bias: bool = True,
         return act(y)
 
     layer = Layer(init, apply, name=name, penalty=penalty, constrain=constrain,
-                  passes_mask=True)
+                  masking=PASS)
     return with_activity_regularizer(layer, activity_regularizer)
 
 
@@ -124,7 +126,7 @@ def Activation(activation) -> Layer:
     def apply(params, x, *, rng=None, train=False):
         return fn(x)
 
-    return Layer(init, apply, name=name, passes_mask=True)
+    return Layer(init, apply, name=name, masking=PASS)
 
 
 def Identity() -> Layer:
@@ -135,7 +137,7 @@ def Identity() -> Layer:
     def apply(params, x, *, rng=None, train=False):
         return x
 
-    return Layer(init, apply, name="Identity()", passes_mask=True)
+    return Layer(init, apply, name="Identity()", masking=PASS)
 
 
 def Flatten(data_format: str = "channels_last") -> Layer:
@@ -296,7 +298,7 @@ def Lambda(function, output_shape=None, arguments=None) -> Layer:
     def apply(params, x, *, rng=None, train=False):
         return fn(x)
 
-    return Layer(init, apply, name=name, passes_mask=True)
+    return Layer(init, apply, name=name)   # drops masks, as Keras' Lambda
 
 
 def Dropout(rate: float, noise_shape=None, seed=None) -> Layer:
@@ -328,4 +330,4 @@ def Dropout(rate: float, noise_shape=None, seed=None) -> Layer:
         keep = jax.random.bernoulli(rng, 1.0 - rate, noise_shape_for(name, noise_shape, x))
         return jnp.where(keep, x / (1.0 - rate), jnp.zeros((), x.dtype)).astype(x.dtype)
 
-    return Layer(init, apply, name=name, passes_mask=True)
+    return Layer(init, apply, name=name, masking=PASS)

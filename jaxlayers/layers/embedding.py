@@ -10,7 +10,9 @@ import jax
 import jax.numpy as jnp
 
 from .. import initializers as _initializers
-from ..core import Layer, Shape, ShapeError, as_shape, check_rank, describe, weight_hooks
+from .weights import weight_hooks
+from ..core import DROP, makes_mask
+from ..core import Layer, Shape, ShapeError, as_shape, check_rank, describe
 from ..regularizers import with_activity_regularizer
 
 
@@ -67,7 +69,7 @@ def Embedding(input_dim, output_dim, embeddings_initializer="uniform",
         return jnp.not_equal(x, 0)
 
     layer = Layer(init, apply, name=name, penalty=penalty, constrain=constrain,
-                  mask_fn=mask_fn if mask_zero else None)
+                  masking=makes_mask(mask_fn) if mask_zero else DROP)
     return with_activity_regularizer(layer, activity_regularizer)
 
 
@@ -101,4 +103,4 @@ def Masking(mask_value=0.0) -> Layer:
     def mask_fn(x, mask):
         return keep(x)
 
-    return Layer(init, apply, name=name, mask_fn=mask_fn)
+    return Layer(init, apply, name=name, masking=makes_mask(mask_fn))

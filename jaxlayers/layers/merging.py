@@ -13,7 +13,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ..core import Layer, Shape, ShapeError, as_shape, describe, is_free
+from ..core import Layer, Shape, ShapeError, as_shape, describe, is_free, makes_mask
 
 
 def _shapes_text(shapes) -> str:
@@ -117,12 +117,27 @@ def _masked_fold(op, xs, masks):
     return y
 
 
-def _elementwise(kind, op, n=None, post=None, masked_values=False):
+def _multiply_masked(op, xs, masks):
+    """Keras' Multiply under masks: masked steps count as 1, and are zeros in the output
+    when every input has a mask."""
+    every = all(m is not None for m in masks)
+    y = y_mask = None
+    for x, m in zip(xs, masks):
+        if m is not None and m.ndim == x.ndim - 1:
+            m = jnp.broadcast_to(m.astype(bool)[..., None], x.shape)
+            x = jnp.where(m, x, jnp.ones((), x.dtype))
+            y_mask = m if y_mask is None else jnp.logical_or(y_mask, m)
+        y = x if y is None else op(y, x)
+    return jnp.where(y_mask, y, jnp.zeros((), y.dtype)) if every and y_mask is not None else y
+
+
+def _elementwise(kind, op, n=None, post=None, masked_fold=None):
     """A merge layer folding `op` over its inputs (after Keras' rank alignment).
 
-    Its `mask_fn` ORs the inputs' masks (Keras); with `masked_values` its apply takes the
-    inputs' masks (``mask=``, a list with None for unmasked inputs) as Keras' Maximum /
-    Minimum do.
+    Its output mask is the OR of the inputs' masks (Keras' Merge.compute_mask); with
+    `masked_fold` its apply takes the inputs' masks (``mask=``, a list with None for
+    unmasked inputs) and folds with ``masked_fold(op, xs, masks)`` (Keras' Maximum, Minimum,
+    Multiply).
     """
     name = f"{kind}()"
 
@@ -134,16 +149,17 @@ def _elementwise(kind, op, n=None, post=None, masked_values=False):
         xs = _fan_in_arrays(name, xs, n)
         _broadcast(name, [Shape(x.shape) for x in xs])
         rank = max(x.ndim for x in xs)
-        masks = _mask_list(xs, mask) if masked_values else None
+        masks = _mask_list(xs, mask) if masked_fold else None
         if masks is not None and all(x.ndim == rank for x in xs):
-            return _masked_fold(op, xs, masks)
+            return masked_fold(op, xs, masks)
         xs = [x.reshape(x.shape[:1] + (1,) * (rank - x.ndim) + x.shape[1:]) for x in xs]
         y = xs[0]
         for x in xs[1:]:
             y = op(y, x)
         return post(y, len(xs)) if post else y
 
-    return Layer(init, apply, name=name, mask_fn=_or_masks, takes_mask=masked_values)
+    return Layer(init, apply, name=name,
+                 masking=makes_mask(_or_masks, takes=masked_fold is not None))
 
 
 def Add() -> Layer:
@@ -167,7 +183,7 @@ def Multiply() -> Layer:
 
     Input shape: a list of shapes that broadcast together. Output shape: the broadcast shape.
     """
-    return _elementwise("Multiply", jnp.multiply)
+    return _elementwise("Multiply", jnp.multiply, masked_fold=_multiply_masked)
 
 
 def Average() -> Layer:
@@ -183,7 +199,7 @@ def Maximum() -> Layer:
 
     Input shape: a list of shapes that broadcast together. Output shape: the broadcast shape.
     """
-    return _elementwise("Maximum", jnp.maximum, masked_values=True)
+    return _elementwise("Maximum", jnp.maximum, masked_fold=_masked_fold)
 
 
 def Minimum() -> Layer:
@@ -191,7 +207,7 @@ def Minimum() -> Layer:
 
     Input shape: a list of shapes that broadcast together. Output shape: the broadcast shape.
     """
-    return _elementwise("Minimum", jnp.minimum, masked_values=True)
+    return _elementwise("Minimum", jnp.minimum, masked_fold=_masked_fold)
 
 
 def _concat_shape(name, shapes, axis):
@@ -249,7 +265,7 @@ def Concatenate(axis: int = -1) -> Layer:
                                          x.shape))
         return jnp.any(jnp.concatenate(full, axis=axis), axis=-1)
 
-    return Layer(init, apply, name=name, mask_fn=mask_fn)
+    return Layer(init, apply, name=name, masking=makes_mask(mask_fn))
 
 
 def _dot_axes(name, axes, shapes):

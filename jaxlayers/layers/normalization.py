@@ -11,8 +11,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from ..core import PASS, consumes_mask
 from ..core import Layer, Shape, ShapeError, as_layer, as_shape, check_rank, describe, is_free
-from ..core import weight_hooks
+from .weights import weight_hooks
 from .core import _initializer
 
 
@@ -174,7 +175,7 @@ def BatchNormalization(axis=-1, momentum: float = 0.99, epsilon: float = 1e-3,
         return (xc * inv + res).astype(x.dtype), new_state
 
     return Layer(init, apply, name=name, stateful=True, penalty=penalty, constrain=constrain,
-                 passes_mask=True, takes_mask=True)
+                 masking=consumes_mask("pass"))
 
 
 def _masked_moments(x, mask, reduce):
@@ -257,7 +258,7 @@ def LayerNormalization(axis=-1, epsilon: float = 1e-3, center: bool = True, scal
         return (xc * inv + res).astype(x.dtype)
 
     return Layer(init, apply, name=name, penalty=penalty, constrain=constrain,
-                 passes_mask=True)
+                 masking=PASS)
 
 
 def RMSNormalization(axis=-1, epsilon: float = 1e-6) -> Layer:
@@ -368,7 +369,7 @@ def GroupNormalization(groups: int = 32, axis: int = -1, epsilon: float = 1e-3,
         return (grouped * inv + res).reshape(x.shape).astype(x.dtype)
 
     return Layer(init, apply, name=name, penalty=penalty, constrain=constrain,
-                 passes_mask=True)
+                 masking=PASS)
 
 
 def UnitNormalization(axis=-1) -> Layer:
@@ -396,4 +397,4 @@ def UnitNormalization(axis=-1) -> Layer:
         # min(rsqrt(s), 1 / 1e-12) == rsqrt(max(s, 1e-24)), whose gradient stays finite at 0.
         return x * jax.lax.rsqrt(jnp.maximum(square_sum, jnp.asarray(1e-24, square_sum.dtype)))
 
-    return Layer(init, apply, name=name, passes_mask=True)
+    return Layer(init, apply, name=name, masking=PASS)

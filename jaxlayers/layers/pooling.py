@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from ..core import Layer, Shape, ShapeError, describe
+from ..core import Layer, Shape, ShapeError, consumes_mask, describe
 from .spatial import (Layout, all_window_padding, data_format as _data_format, int_tuple,
                       padding_mode, window_outputs, window_padding)
 
@@ -294,8 +294,7 @@ def GlobalAveragePooling1D(data_format=None, keepdims=False) -> Layer:
         return total / jnp.sum(keep, axis=axis, keepdims=keepdims, dtype=x.dtype)
 
     # Keras' GlobalAveragePooling1D takes the mask and drops it (its output has no steps).
-    return dataclasses.replace(layer, apply=apply, takes_mask=True,
-                               mask_fn=lambda x, mask: None)
+    return dataclasses.replace(layer, apply=apply, masking=consumes_mask("drop"))
 
 
 def GlobalAveragePooling2D(data_format=None, keepdims=False) -> Layer:

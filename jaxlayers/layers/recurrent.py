@@ -18,8 +18,10 @@ from jax import lax
 
 from .. import activations as _activations
 from .. import initializers as _initializers
+from .weights import weight_hooks
+from ..core import MaskRule, makes_mask
 from ..core import (need_rng, Layer, Shape, ShapeError, as_layer, as_shape, bias_add, check_rank,
-                    describe, is_free, stateful_init, weight_hooks)
+                    describe, is_free, stateful_init)
 from ..regularizers import with_activity_regularizer
 
 
@@ -515,7 +517,7 @@ def RNN(cell, return_sequences=False, return_state=False, go_backwards=False, st
         return mask if return_sequences else None
 
     layer = Layer(init, apply, name=name, penalty=cell.penalty, constrain=cell.constrain,
-                  mask_fn=mask_fn, takes_mask=True)
+                  masking=makes_mask(mask_fn, takes=True))
     return with_activity_regularizer(layer, activity_regularizer)
 
 
@@ -665,7 +667,7 @@ def Bidirectional(layer, merge_mode="concat", weights=None, backward_layer=None)
     # itself (Keras requires it to have go_backwards=True).
     flip_input = backward_layer is None
     for l in (fwd, bwd):
-        if not l.takes_mask or not _takes(l, "initial_state"):
+        if not l.masking.takes or not _takes(l, "initial_state"):
             raise ValueError(f"Bidirectional: expected a recurrent layer (LSTM, GRU, SimpleRNN "
                              f"or RNN), got {l.name}")
     name = f"Bidirectional({fwd.name}" + ("" if merge_mode == "concat" else
@@ -738,13 +740,13 @@ def Bidirectional(layer, merge_mode="concat", weights=None, backward_layer=None)
         return y, (s_f, s_b)
 
     def mask_fn(x, mask):
-        return fwd.mask_fn(x, mask) if fwd.mask_fn is not None else None
+        return fwd.masking.out(x, mask) if callable(fwd.masking.out) else None
 
     penalty = lambda params: fwd.penalty(params[0]) + bwd.penalty(params[1])
     constrain = lambda params: (fwd.constrain(params[0]), bwd.constrain(params[1]))
     if stateful:
         return Layer(init_s, apply_s, name=name, stateful=True, penalty=penalty,
-                     constrain=constrain, mask_fn=mask_fn, takes_mask=True)
+                     constrain=constrain, masking=makes_mask(mask_fn, takes=True))
 
     def init(key, input_shape):
         out, params, _ = init_s(key, input_shape)
@@ -755,7 +757,7 @@ def Bidirectional(layer, merge_mode="concat", weights=None, backward_layer=None)
                        initial_state=initial_state)[0]
 
     return Layer(init, apply, name=name, penalty=penalty, constrain=constrain,
-                 mask_fn=mask_fn, takes_mask=True)
+                 masking=makes_mask(mask_fn, takes=True))
 
 
 def TimeDistributed(layer) -> Layer:
@@ -798,8 +800,8 @@ def TimeDistributed(layer) -> Layer:
 
     if inner.stateful:
         return Layer(init_s, apply_s, name=name, stateful=True, penalty=inner.penalty,
-                     constrain=inner.constrain, children=(inner,), passes_mask=True,
-                     takes_mask=inner.takes_mask)
+                     constrain=inner.constrain, children=(inner,), 
+                     masking=MaskRule(takes=inner.masking.takes, out="pass"))
 
     def init(key, input_shape):
         out, params, _ = init_s(key, input_shape)
@@ -809,4 +811,5 @@ def TimeDistributed(layer) -> Layer:
         return apply_s(params, (), x, rng=rng, train=train, mask=mask)[0]
 
     return Layer(init, apply, name=name, penalty=inner.penalty, constrain=inner.constrain,
-                 children=(inner,), passes_mask=True, takes_mask=inner.takes_mask)
+                 children=(inner,),
+                 masking=MaskRule(takes=inner.masking.takes, out="pass"))

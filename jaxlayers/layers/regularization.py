@@ -14,6 +14,7 @@ import math
 import jax
 import jax.numpy as jnp
 
+from ..core import PASS
 from ..core import (Layer, Shape, ShapeError, as_shape, check_rank, describe, need_rng,
                     noise_shape_for)
 from ..regularizers import L1L2, with_activity_regularizer
@@ -52,7 +53,7 @@ def _spatial_dropout(kind, rate, rank, data_format):
         keep = jax.random.bernoulli(rng, 1.0 - rate, noise_shape)
         return jnp.where(keep, x / jnp.asarray(1.0 - rate, x.dtype), jnp.zeros((), x.dtype))
 
-    return Layer(init, apply, name=name, passes_mask=True)
+    return Layer(init, apply, name=name, masking=PASS)
 
 
 def SpatialDropout1D(rate: float, seed=None) -> Layer:
@@ -92,7 +93,7 @@ def _elementwise(name, transform, active):
         need_rng(name, rng)
         return transform(rng, x)
 
-    return Layer(init, apply, name=name, passes_mask=True)
+    return Layer(init, apply, name=name, masking=PASS)
 
 
 def GaussianNoise(stddev: float, seed=None) -> Layer:
@@ -165,7 +166,7 @@ def AlphaDropout(rate: float, noise_shape=None, seed=None) -> Layer:
         y = x * kept + alpha_p * (1 - kept)
         return (a * y + b).astype(x.dtype)
 
-    return Layer(init, apply, name=name, passes_mask=True)
+    return Layer(init, apply, name=name, masking=PASS)
 
 
 def ActivityRegularization(l1: float = 0.0, l2: float = 0.0) -> Layer:
@@ -192,4 +193,4 @@ def ActivityRegularization(l1: float = 0.0, l2: float = 0.0) -> Layer:
     def apply(params, x, *, rng=None, train=False):
         return x
 
-    return with_activity_regularizer(Layer(init, apply, name=name, passes_mask=True), reg)
+    return with_activity_regularizer(Layer(init, apply, name=name, masking=PASS), reg)

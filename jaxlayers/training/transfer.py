@@ -74,7 +74,8 @@ def take(model, params, k, state=None):
 
 def _take_functional(model, params, k, state):
     """`take` for a functional Model: the sub-graph up to the named layers' outputs."""
-    from ..functional import Model
+    from ..functional import graph_model
+    from ..graph import build_graph
     graph = model.graph
     by_name = {n: l for l, n in graph.names.items()}
     wanted = [k] if isinstance(k, str) else list(k)
@@ -90,8 +91,9 @@ def _take_functional(model, params, k, state):
                              f"times (shared weights), so its output is ambiguous; take a "
                              f"layer that is called once")
         outputs.append(nodes[0].outputs)
-    sub = Model(graph.inputs, outputs[0] if isinstance(k, str) else list(outputs),
-                name=model.label or None, _names=graph.names)
+    sub = graph_model(build_graph(graph.inputs, outputs[0] if isinstance(k, str) else
+                                  list(outputs), model.label or "functional", graph.names),
+                      model.label or None)
     used = [sub.graph.names[l] for l in sub.graph.layers]
     sub_params = {n: params[n] for n in used}
     if state is None:
