@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
+import functools
 import inspect
+import weakref
 import types
 from typing import Any, Callable
 
@@ -162,6 +164,86 @@ def _with_contract_kwargs(apply):
     return wrapped
 
 
+_EXPECTED = weakref.WeakKeyDictionary()   # init -> {input shapes: expected params}
+
+
+def _expected_params(init, x):
+    """The params structure `init` makes for an input like `x` (ShapeDtypeStructs; the
+    batch left free, so one trace serves every batch size), or None when it cannot tell
+    (the input is not arrays, or init refuses that shape)."""
+    try:
+        leaves, tree = jax.tree_util.tree_flatten(x)
+        shapes = tuple((None,) + tuple(a.shape[1:]) if a.ndim else () for a in leaves)
+    except (AttributeError, TypeError):
+        return None
+    table = _EXPECTED.setdefault(init, {})
+    key = (tree, shapes)
+    if key not in table:
+        in_shape = tree.unflatten([Shape(s) for s in shapes])
+        try:
+            table[key] = jax.eval_shape(lambda k: init(k, in_shape), jax.random.key(0))[1]
+        except Exception:   # an init that cannot run on this input decides nothing here
+            table[key] = None
+    return table[key]
+
+
+def check_params(name: str, params, expected, x_shape=None):
+    """Raise a ShapeError naming `name` unless `params` has the structure and shapes of
+    `expected` (a pytree of arrays or ShapeDtypeStructs)."""
+    got = jax.tree_util.tree_flatten_with_path(params)[0]
+    want = jax.tree_util.tree_flatten_with_path(expected)[0]
+    for_input = f" for an input of shape {x_shape}" if x_shape is not None else ""
+    got_paths = [jax.tree_util.keystr(p) for p, _ in got]
+    want_paths = [jax.tree_util.keystr(p) for p, _ in want]
+    if got_paths != want_paths:
+        missing = [p for p in want_paths if p not in got_paths]
+        extra = [p for p in got_paths if p not in want_paths]
+        detail = "; ".join(filter(None, [f"missing params{', params'.join(missing[:3])}"
+                                         if missing else "",
+                                         f"unexpected params{', params'.join(extra[:3])}"
+                                         if extra else ""]))
+        raise ShapeError(f"params do not have the structure init gives{for_input}: "
+                         f"{detail or 'the containers differ'} (expected "
+                         f"{jax.tree_util.tree_structure(expected)}, got "
+                         f"{jax.tree_util.tree_structure(params)})", name)
+    for (path, g), (_, w) in zip(got, want):
+        if tuple(getattr(g, "shape", ())) != tuple(w.shape):
+            raise ShapeError(f"params{jax.tree_util.keystr(path)} has shape "
+                             f"{tuple(getattr(g, 'shape', ()))}, expected {tuple(w.shape)}"
+                             f"{for_input}", name)
+
+
+def _checked(apply, init, stateful: bool, name: str):
+    """`apply` that first checks its params against what `init` makes for its input (at
+    trace time: free under jit; cached per input shape)."""
+    if getattr(apply, "_jl_checked", False):
+        return apply
+
+    @functools.wraps(apply)
+    def checked(params, *args, **kwargs):
+        if stateful and len(args) < 2 and "x" not in kwargs:
+            raise TypeError(stateful_call_error(name, ()))
+        x = args[1] if stateful and len(args) > 1 else (args[0] if args else None)
+        expected = _expected_params(init, x)
+        if expected is not None:
+            try:
+                check_params(name, params, expected,
+                             Shape(x.shape) if hasattr(x, "shape") else None)
+            except ShapeError as wrong:
+                try:   # the layer's own input check may blame the input instead: say both
+                    apply(params, *args, **kwargs)
+                except ShapeError as own:
+                    raise ShapeError(f"{wrong.message}; or the input does not fit these "
+                                     f"params: {own.message}", name) from None
+                except Exception:
+                    pass
+                raise wrong from None
+        return apply(params, *args, **kwargs)
+
+    checked._jl_checked = True
+    return checked
+
+
 @dataclasses.dataclass(frozen=True)
 class MaskRule:
     """What a layer does to a time-step mask: the one mask mechanism.
@@ -249,7 +331,10 @@ class Layer:
     masking: MaskRule = DROP
 
     def __post_init__(self):
-        object.__setattr__(self, "apply", _with_contract_kwargs(self.apply))
+        apply = _with_contract_kwargs(self.apply)
+        if not self.children:   # a leaf: its params are checked; containers check theirs
+            apply = _checked(apply, self.init, self.stateful, self.name)
+        object.__setattr__(self, "apply", apply)
 
     def __iter__(self):
         yield self.init
@@ -408,6 +493,26 @@ def stateful_init(layer: Layer, key, input_shape):
     return out if layer.stateful else (*out, ())
 
 
+_MISSING = object()
+
+
+def stateful_call_error(name: str, children) -> str:
+    """The message for a stateful layer's apply called in the stateless form."""
+    culprit = _first_stateful(children)
+    why = f" (its {culprit} carries state)" if culprit else ""
+    return (f"{name} is stateful{why}: its init returns (output_shape, params, state) and "
+            f"its apply is apply(params, state, x, ...) -> (y, new_state); pass the state "
+            f"from init. To write one training loop for any model, use jl.with_state(model).")
+
+
+def _first_stateful(children) -> str:
+    """The name of the first stateful leaf under `children` ("" if none)."""
+    for child in children:
+        if child.stateful:
+            return _first_stateful(child.children) or child.name
+    return ""
+
+
 def from_stateful(init_s: Callable, run: Callable, *, stateful: bool, empty_state,
                   **fields) -> Layer:
     """A Layer from its stateful form; the stateless form is derived when not `stateful`.
@@ -422,7 +527,11 @@ def from_stateful(init_s: Callable, run: Callable, *, stateful: bool, empty_stat
         def init(key, input_shape=None):
             return init_s(key, input_shape)
 
-        def apply(params, state, x, *, rng=None, train=False, mask=None, return_mask=False):
+        def apply(params, state, x=_MISSING, *, rng=None, train=False, mask=None,
+                  return_mask=False):
+            if x is _MISSING:
+                raise TypeError(stateful_call_error(fields.get("name", "layer"),
+                                                    fields.get("children", ())))
             y, ymask, state = run(params, state, x, rng, train, mask)
             return ((y, ymask) if return_mask else y), state
     else:

@@ -82,6 +82,11 @@ def graph_model(graph: Graph, name: str | None = None) -> Layer:
         return _map(lambda t: shapes[t], graph.outputs), params, state
 
     def run(params, state, x, rng, train, mask):
+        for what, tree in (("params", params), ("state", state)):
+            if not isinstance(tree, dict) or set(tree) != set(names[l] for l in layers):
+                have = sorted(tree) if isinstance(tree, dict) else type(tree).__name__
+                raise ShapeError(f"expects {what} as a dict with one entry per layer "
+                                 f"{sorted(names[l] for l in layers)}, got {have}", model_name)
         values, masks = {}, {}
         for t, a, n in zip(in_tensors, flat_inputs(x, "inputs"), input_names):
             check_input(f"{model_name} > {n}", a, t.shape)
