@@ -449,3 +449,12 @@ def test_fuzz_every_header_value_replaced_with_junk(tmp_path):
             same(got.params, good.params)               # junk that changed nothing
             same(got.state, good.state)
     assert len(spots) > 15 and errors > 0.9 * len(spots) * len(junk)
+
+
+def test_model_checkpoint_creates_its_directory_as_keras_does(tmp_path):
+    model = jl.Dense(1)
+    _, params = model.init(jax.random.key(0), (None, 2))
+    x, y = np.ones((4, 2), np.float32), np.zeros((4, 1), np.float32)
+    ck_cb = jl.ModelCheckpoint(tmp_path / "runs" / "a" / "ck-{epoch}.safetensors")
+    jl.fit(model, params, optax.sgd(0.1), "mse", x, y, epochs=1, callbacks=[ck_cb], verbose=0)
+    assert jl.load(tmp_path / "runs" / "a" / "ck-1.safetensors").metadata["epoch"] == 1
