@@ -36,6 +36,7 @@ from ..layers import pooling as P
 from ..layers import recurrent as R
 from ..layers import regularization as G
 from ..layers import reshaping as S
+from .keras_file import load_keras_file
 
 
 class KerasImportError(ValueError):
@@ -417,7 +418,9 @@ def from_keras(model_or_path, model=None):
 
     `model_or_path` is a Keras model, a ``.keras`` file, or a ``.weights.h5`` file (then
     `model` must be a Keras model of the same architecture; the weights are loaded into it
-    first). A Sequential model becomes a `serial` that starts with an `InputLayer` holding
+    first). A ``.keras`` file is opened under Keras' safe mode whatever the global setting,
+    and refused when it holds a Lambda layer or an unregistered custom object: importing
+    never runs Python code from a file. A Sequential model becomes a `serial` that starts with an `InputLayer` holding
     Keras' input shape, so ``layer.init(key, None)`` works; a functional model (branches,
     merges, several inputs / outputs, shared layers, nested models) becomes a `jl.Model`
     whose params are keyed by Keras' layer names. `state` is ``()`` unless the model is
@@ -437,7 +440,7 @@ def from_keras(model_or_path, model=None):
             model.load_weights(path)
             km = model
         elif path.endswith(".keras"):
-            km = keras.saving.load_model(path, compile=False)
+            km = load_keras_file(path, keras, KerasImportError)
         else:
             raise KerasImportError(f"from_keras: expected a .keras or .weights.h5 file, got "
                                    f"{path!r}")
