@@ -430,3 +430,18 @@ def test_an_unregistered_custom_object_is_refused_by_name(tmp_path, monkeypatch)
     (tmp_path / "broken.keras").write_bytes(b"not a zip archive")
     with pytest.raises(jl.io.KerasImportError, match="not a valid .keras file"):
         jl.from_keras(str(tmp_path / "broken.keras"))
+
+
+def test_sequential_layers_keep_their_keras_names_and_can_be_cut_by_name(tmp_path):
+    km = randomize(keras.Sequential([keras.Input((4, 3)), L.Flatten(name="flat"),
+                                     L.Dense(5, activation="relu", name="features", **Z),
+                                     L.Dense(2, name="head", **Z)]))
+    km.save(tmp_path / "m.keras")
+    model, params, _ = jl.from_keras(str(tmp_path / "m.keras"))
+    assert [c.label for c in model.children[1:]] == ["flat", "features", "head"]
+    body, body_params = jl.take(model, params, "features")
+    features = keras.Model(km.inputs, km.get_layer("features").output)
+    np.testing.assert_allclose(body.apply(body_params, X), keras_out(features, X), atol=1e-5)
+    assert len(body_params) == 3                         # InputLayer, flat, features
+    with pytest.raises(ValueError, match="no layer named 'feature'.*'features'"):
+        jl.take(model, params, "feature")
