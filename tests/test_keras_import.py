@@ -361,3 +361,87 @@ def test_functional_text_model_mask_through_merges():
     out = L.LSTM(3, **ZR)(s)
     km = randomize(keras.Model(tokens, out), seed=8)
     check(km, padded_tokens())
+
+
+# --------------------------------------------------------------------------- no code from files
+
+
+@pytest.fixture
+def unsafe_keras():
+    """Keras' unsafe deserialization enabled process-wide, as another library might do;
+    the previous setting is restored afterwards."""
+    from keras.src.backend.common import global_state
+    from keras.src.saving import serialization_lib
+    before = serialization_lib.in_safe_mode()
+    keras.config.enable_unsafe_deserialization()
+    assert serialization_lib.in_safe_mode() is False
+    yield
+    global_state.set_global_attribute("safe_mode_saving", before)
+
+
+def lambda_model_file(tmp_path):
+    """A .keras file whose Lambda layer writes a marker file when it runs; the marker the
+    saving wrote is removed."""
+    marker = tmp_path / "lambda_ran"
+    fn = eval(f"lambda x: (__import__('pathlib').Path({str(marker)!r}).write_text('ran'), "
+              f"x * 2)[1]")                       # needs no globals once stored as bytecode
+    km = keras.Sequential([keras.Input((3,)), L.Dense(2, name="features"),
+                           L.Lambda(fn, name="evil"), L.Dense(1)])
+    km.save(tmp_path / "lambda.keras")
+    assert marker.exists()                         # the function does run when called
+    marker.unlink()
+    return str(tmp_path / "lambda.keras"), marker
+
+
+def test_a_lambda_in_a_keras_file_is_refused_without_running_it(tmp_path, unsafe_keras):
+    path, marker = lambda_model_file(tmp_path)
+    with pytest.raises(jl.io.KerasImportError, match="Lambda layer.*Lambda 'evil'.*does not "
+                                                     "run Python code from a file"):
+        jl.from_keras(path)
+    assert not marker.exists()
+
+
+def test_keras_safe_mode_holds_even_past_the_check(tmp_path, unsafe_keras, monkeypatch):
+    """Second line of defence: with the configuration check switched off, Keras itself
+    still loads in safe mode despite the global flag, and refuses the bytecode."""
+    from jaxlayers.io import keras_file
+    path, marker = lambda_model_file(tmp_path)
+    monkeypatch.setattr(keras_file, "_scan", lambda *a: None)
+    with pytest.raises(ValueError, match="lambda"):
+        jl.from_keras(path)
+    assert not marker.exists()
+
+
+@keras.saving.register_keras_serializable(package="jltest")
+class Doubled(keras.layers.Layer):
+    def call(self, x):
+        return x * 2
+
+
+def test_an_unregistered_custom_object_is_refused_by_name(tmp_path, monkeypatch):
+    km = keras.Sequential([keras.Input((3,)), Doubled(name="twice"), L.Dense(1)])
+    km.save(tmp_path / "custom.keras")
+    with pytest.raises(jl.io.KerasImportError, match="Doubled.*has no jaxlayers converter"):
+        jl.from_keras(str(tmp_path / "custom.keras"))       # registered: our own code
+    monkeypatch.delitem(keras.saving.get_custom_objects(), "jltest>Doubled")
+    with pytest.raises(jl.io.KerasImportError, match="custom object Doubled \\(registered "
+                       "name 'jltest>Doubled'.*in Doubled 'twice'\\), which is not registered"):
+        jl.from_keras(str(tmp_path / "custom.keras"))
+    (tmp_path / "broken.keras").write_bytes(b"not a zip archive")
+    with pytest.raises(jl.io.KerasImportError, match="not a valid .keras file"):
+        jl.from_keras(str(tmp_path / "broken.keras"))
+
+
+def test_sequential_layers_keep_their_keras_names_and_can_be_cut_by_name(tmp_path):
+    km = randomize(keras.Sequential([keras.Input((4, 3)), L.Flatten(name="flat"),
+                                     L.Dense(5, activation="relu", name="features", **Z),
+                                     L.Dense(2, name="head", **Z)]))
+    km.save(tmp_path / "m.keras")
+    model, params, _ = jl.from_keras(str(tmp_path / "m.keras"))
+    assert [c.label for c in model.children[1:]] == ["flat", "features", "head"]
+    body, body_params = jl.take(model, params, "features")
+    features = keras.Model(km.inputs, km.get_layer("features").output)
+    np.testing.assert_allclose(body.apply(body_params, X), keras_out(features, X), atol=1e-5)
+    assert len(body_params) == 3                         # InputLayer, flat, features
+    with pytest.raises(ValueError, match="no layer named 'feature'.*'features'"):
+        jl.take(model, params, "feature")

@@ -6,11 +6,11 @@ pickle), readable from numpy, PyTorch, JAX and Rust. Each leaf is stored under a
 that mirrors its place in the tree, e.g. ``params/0/kernel`` or ``opt_state/0/mu/2/bias``.
 
 On top of the format this module adds what training needs:
-- atomic writes: the file is written to a temporary file in the same directory, flushed
-  and fsynced, then moved over the target with `os.replace` (a crash mid-write leaves the
-  old file intact);
-- a SHA-256 checksum of the tensor bytes and the tree layout in the header, so a truncated
-  or corrupted file raises `CheckpointError` instead of loading garbage;
+- atomic writes with ``open()``'s permissions (`jaxlayers.io.atomic`): a crash mid-write
+  leaves the old file intact and no temporary file behind;
+- a SHA-256 checksum of the tensor bytes and the tree layout in the header, and a check
+  that the header is exactly what `save` writes (`jaxlayers.io.header`), so a truncated,
+  corrupted or edited file raises `CheckpointError` instead of loading garbage;
 - ``load(path, like=tree)`` checks the stored tree against `like` and names every path
   whose presence, shape or dtype differs.
 """
@@ -19,19 +19,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-FORMAT = "jaxlayers-checkpoint/1"
-_SECTIONS = ("params", "state", "opt_state")
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be read or does not fit the model it is loaded into."""
+from .atomic import resolve_target, write_atomically
+from .header import FORMAT, CheckpointError, short, check_header, storage_dtype
+from .header import SECTIONS as _SECTIONS
 
 
 class Checkpoint(NamedTuple):
@@ -46,11 +42,19 @@ class Checkpoint(NamedTuple):
 # --------------------------------------------------------------------------- tree <-> flat
 
 
-def _key_str(entry):
+def _escape(key) -> str:
+    return str(key).replace("~", "~0").replace("/", "~1")
+
+
+def _key_raw(entry) -> str:
     for attr in ("key", "idx", "name"):
         if hasattr(entry, attr):
-            return str(getattr(entry, attr)).replace("~", "~0").replace("/", "~1")
+            return str(getattr(entry, attr))
     return str(entry)
+
+
+def _key_str(entry) -> str:
+    return _escape(_key_raw(entry))
 
 
 def _skeleton(tree):
@@ -65,8 +69,9 @@ def _skeleton(tree):
         return None
     if jax.tree_util.all_leaves([tree]):
         return "leaf"
-    return {"tuple": [_skeleton(c) for _, c in
-                      jax.tree_util.tree_flatten(tree, is_leaf=lambda n: n is not tree)[0]]}
+    children = jax.tree_util.tree_flatten_with_path(tree, is_leaf=lambda n: n is not tree)[0]
+    return {"tuple": [_skeleton(c) for _, c in children],          # a custom pytree node
+            "fields": [_key_raw(p[0]) for p, _ in children]}
 
 
 def _rebuild(skel, leaves):
@@ -93,10 +98,7 @@ def _flatten(section, tree):
 def _encode(a: np.ndarray):
     """safetensors has no numpy bfloat16 / float8: store those bit patterns as uint."""
     name = a.dtype.name
-    if name in ("bfloat16", "float16") or name.startswith("float8"):
-        if name != "float16":
-            a = a.view(np.uint16 if a.dtype.itemsize == 2 else np.uint8)
-    return np.ascontiguousarray(a), name
+    return np.ascontiguousarray(a).view(storage_dtype(name)), name
 
 
 def _decode(a: np.ndarray, dtype: str, shape):
@@ -127,11 +129,14 @@ def _safetensors():
 def save(path, params, state=None, opt_state=None, metadata=None) -> str:
     """Write `params` (and `state`, `opt_state`, JSON-able `metadata`) to `path` atomically.
 
-    Returns the path. Raises TypeError when `metadata` is not JSON-serialisable.
+    Returns the path (``~`` expanded). The file gets the permissions ``open(path, "wb")``
+    would give it (see `jaxlayers.io.atomic`). Raises TypeError when `metadata` is not
+    JSON-serialisable, ValueError for an empty path, IsADirectoryError when `path` is a
+    directory and FileNotFoundError when its directory does not exist.
     """
     _safetensors()
     from safetensors.numpy import save as st_save
-    path = os.fspath(path)
+    target = resolve_target(path, "save")
     tensors, dtypes, shapes, skeletons = {}, {}, {}, {}
     for section, tree in zip(_SECTIONS, (params, state, opt_state)):
         skeletons[section] = _skeleton(tree)
@@ -142,63 +147,88 @@ def save(path, params, state=None, opt_state=None, metadata=None) -> str:
               "metadata": metadata or {}}
     try:
         header_json = json.dumps(header)
-    except TypeError as e:
+    except (TypeError, ValueError) as e:
         raise TypeError(f"save: metadata must be JSON-serialisable ({e})") from None
     meta = {"jaxlayers": header_json, "sha256": _digest(tensors, header)}
-    blob = st_save(tensors, metadata=meta)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(blob)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
+    write_atomically(target, st_save(tensors, metadata=meta))
+    return os.path.expanduser(os.fspath(path))
 
 
 def _read(path):
+    """``(tensors, header)`` of a checkpoint file, checked to be exactly what `save` writes."""
     _safetensors()
-    from safetensors import safe_open
     from safetensors.numpy import load as st_load
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"load: no checkpoint at {path!r}")
-    with open(path, "rb") as f:
+    shown = os.fspath(path)
+    full = os.path.expanduser(shown)
+    if not full:
+        raise ValueError("load: the path is empty; give the checkpoint's file name")
+    if os.path.isdir(full):
+        raise IsADirectoryError(f"load: {shown!r} is a directory, not a checkpoint file")
+    if not os.path.exists(full):
+        raise FileNotFoundError(f"load: no checkpoint at {shown!r}")
+    with open(full, "rb") as f:
         blob = f.read()
     try:
         tensors = st_load(blob)
-        with safe_open(path, framework="numpy") as f:
-            meta = f.metadata() or {}
-        header = json.loads(meta["jaxlayers"])
-        digest = meta["sha256"]
+        size = int.from_bytes(blob[:8], "little")
+        meta = json.loads(blob[8:8 + size]).get("__metadata__") or {}
     except Exception as e:  # the library's errors for a bad header / short file vary
-        raise CheckpointError(f"load: {path!r} is truncated or corrupted, or not a jaxlayers "
-                              f"checkpoint ({type(e).__name__}: {e})") from None
-    if header.get("format") != FORMAT:
-        raise CheckpointError(f"load: {path!r} has format {header.get('format')!r}, expected "
+        raise CheckpointError(f"load: {shown!r} is truncated or corrupted, or not a "
+                              f"safetensors file ({type(e).__name__}: {e})") from None
+    if "jaxlayers" not in meta or "sha256" not in meta:
+        raise CheckpointError(f"load: {shown!r} is a safetensors file but not a jaxlayers "
+                              f"checkpoint (its metadata has no 'jaxlayers' / 'sha256' entry)")
+    try:
+        header = json.loads(meta["jaxlayers"])
+        digest = _digest(tensors, header)
+    except RecursionError:
+        raise CheckpointError(f"load: {shown!r} is malformed: its jaxlayers header is nested "
+                              f"too deeply") from None
+    except ValueError as e:
+        raise CheckpointError(f"load: {shown!r} is corrupted: its jaxlayers header is not "
+                              f"valid JSON ({e})") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        found = header.get("format") if isinstance(header, dict) else header
+        raise CheckpointError(f"load: {shown!r} has format {short(found)}, expected "
                               f"{FORMAT!r}")
-    if _digest(tensors, header) != digest:
-        raise CheckpointError(f"load: {path!r} is corrupted: its SHA-256 checksum does not "
+    if digest != meta["sha256"]:
+        raise CheckpointError(f"load: {shown!r} is corrupted: its SHA-256 checksum does not "
                               f"match the stored one")
+    check_header(header, tensors, shown)
     return tensors, header
 
 
-def _restore(section, tensors, header):
+def _leaf_names(skel, prefix):
+    """The names `_flatten` gives the leaves of tree layout `skel`, in tree order."""
+    if skel == "leaf":
+        yield prefix
+    elif skel is not None and "dict" in skel:
+        for key, child in skel["dict"].items():
+            yield from _leaf_names(child, f"{prefix}/{_escape(key)}")
+    elif skel is not None:
+        keys = skel.get("fields") or range(len(skel["tuple"]))
+        for key, child in zip(keys, skel["tuple"]):
+            yield from _leaf_names(child, f"{prefix}/{_escape(key)}")
+
+
+def _restore(section, tensors, header, shown):
+    """The `section` tree rebuilt from its layout, and its tensor names in tree order.
+
+    The names follow from the layout (dict keys, tuple indices, named-tuple fields), so
+    the order of the header's entries does not matter; tensors named otherwise raise."""
     skel = header["skeletons"][section]
-    names = [n for n in tensors if n.split("/", 1)[0] == section]
-    order = {n: i for i, n in enumerate(header["dtypes"])}
-    names.sort(key=order.__getitem__)
+    names = list(_leaf_names(skel, section))
+    stored = sorted(n for n in tensors if n.split("/", 1)[0] == section)
+    if sorted(names) != stored:
+        odd = sorted(set(stored) - set(names))[:3]
+        raise CheckpointError(
+            f"load: {shown!r} is malformed: its {section} tensor names {odd} do not follow the file's tree layout "
+            f"(edited names?); load(path, like=...) matches tensors by name against your tree")
     leaves = iter(_decode(tensors[n], header["dtypes"][n], header["shapes"][n]) for n in names)
     return _rebuild(skel, leaves), names
 
 
-def _check_like(path, section, like, tensors, header):
+def _check_like(section, like, tensors, header):
     """The stored leaves placed into `like`'s structure, or a CheckpointError listing
     every path that is missing, unexpected, or of another shape or dtype."""
     expected = _flatten(section, like) if like is not None else {}
@@ -228,13 +258,17 @@ def load(path, like=None) -> Checkpoint:
     come back as plain tuples). With `like` -- a params tree, or a `TrainState` /
     `Checkpoint` giving params, state and opt_state (e.g. from ``init`` and
     ``optimizer.init``; a section that is None there is rebuilt as without `like`) -- the
-    leaves are put into exactly those structures (typed PRNG keys re-wrapped), and every path whose presence, shape or dtype differs is listed in one
-    `CheckpointError`. A truncated or corrupted file raises `CheckpointError`.
+    leaves are put into exactly those structures (typed PRNG keys re-wrapped), and every
+    path whose presence, shape or dtype differs is listed in one `CheckpointError`.
+
+    A file that is truncated, corrupted, edited, or not a jaxlayers checkpoint raises
+    `CheckpointError` saying what is wrong; a missing file FileNotFoundError, a directory
+    IsADirectoryError, an empty path ValueError. Loading runs no code from the file.
     """
     tensors, header = _read(path)
     metadata = header.get("metadata", {})
     if like is None:
-        trees = [_restore(s, tensors, header)[0] for s in _SECTIONS]
+        trees = [_restore(s, tensors, header, os.fspath(path))[0] for s in _SECTIONS]
         return Checkpoint(*trees, metadata)
     if isinstance(like, Checkpoint) or all(hasattr(like, a) for a in _SECTIONS):
         likes = (like.params, like.state, like.opt_state)
@@ -243,9 +277,9 @@ def load(path, like=None) -> Checkpoint:
     problems, out = [], []
     for section, ref in zip(_SECTIONS, likes):
         if ref is None:
-            out.append(_restore(section, tensors, header)[0])
+            out.append(_restore(section, tensors, header, os.fspath(path))[0])
             continue
-        probs, stored, _ = _check_like(path, section, ref, tensors, header)
+        probs, stored, _ = _check_like(section, ref, tensors, header)
         problems += probs
         if not probs:
             paths, treedef = jax.tree_util.tree_flatten_with_path(ref)

@@ -1,7 +1,8 @@
 """`from_keras`: a Keras 3 model (object, ``.keras`` file, or ``.weights.h5`` + architecture)
 as a jaxlayers model with its params and state.
 
-A Sequential model becomes a `serial`; a functional model is replayed node by node on
+A Sequential model becomes a `serial` whose layers keep their Keras names (as labels,
+so ``jl.take(model, params, name)`` cuts it there); a functional model is replayed node by node on
 jaxlayers' symbolic tensors and becomes a `jl.Model` with Keras' layer names. Each Keras
 layer class is converted by a function registered in `CONVERTERS`, a dict from the Keras
 class name to ``converter(keras_layer) -> (layer, params, state)``: a jaxlayers Layer, its
@@ -37,6 +38,7 @@ from ..layers import pooling as P
 from ..layers import recurrent as R
 from ..layers import regularization as G
 from ..layers import reshaping as S
+from .keras_file import load_keras_file
 
 
 class KerasImportError(ValueError):
@@ -308,10 +310,11 @@ def _convert_model(km, memo):
 
 
 def _convert_sequential(km, memo):
-    converted = [_convert_layer(l, memo) for l in km.layers
-                 if type(l).__name__ != "InputLayer"]
-    input_shape = as_shape(tuple(km.inputs[0].shape))
-    layers = [L.InputLayer(tuple(input_shape[1:]))] + [c[0] for c in converted]
+    kls = [l for l in km.layers if type(l).__name__ != "InputLayer"]
+    converted = [_convert_layer(l, memo) for l in kls]
+    input_shape = as_shape(tuple(km.inputs[0].shape))      # children keep Keras' names
+    layers = [L.InputLayer(tuple(input_shape[1:]))] + [named(c[0], l.name)
+                                                       for c, l in zip(converted, kls)]
     model = named(serial(*layers, name=km.name), km.name)
     params = ((),) + tuple(c[1] for c in converted)
     states = (None,) + tuple(c[2] for c in converted)
@@ -418,8 +421,7 @@ def from_keras(model_or_path, model=None):
 
     `model_or_path` is a Keras model, a ``.keras`` file, or a ``.weights.h5`` file (then
     `model` must be a Keras model of the same architecture; the weights are loaded into it
-    first). A Sequential model becomes a `serial` that starts with an `InputLayer` holding
-    Keras' input shape, so ``layer.init(key, None)`` works; a functional model (branches,
+XX, so ``layer.init(key, None)`` works; a functional model (branches,
     merges, several inputs / outputs, shared layers, nested models) becomes a `jl.Model`
     whose params are keyed by Keras' layer names. `state` is ``()`` unless the model is
     stateful (BatchNormalization's moving statistics are carried over). Supported: every
@@ -438,7 +440,7 @@ def from_keras(model_or_path, model=None):
             model.load_weights(path)
             km = model
         elif path.endswith(".keras"):
-            km = keras.saving.load_model(path, compile=False)
+            km = load_keras_file(path, keras, KerasImportError)
         else:
             raise KerasImportError(f"from_keras: expected a .keras or .weights.h5 file, got "
                                    f"{path!r}")

@@ -14,6 +14,7 @@ schedules given to the optimizer (``optax.adam(optax.cosine_decay_schedule(1e-3,
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any, Callable
 
 import jax
@@ -138,7 +139,8 @@ class ModelCheckpoint:
                 return
             self._best.best = current
         scalars = {k: _scalar(v) for k, v in logs.items()}
-        path = self.filepath.format(epoch=epoch + 1, **scalars)
+        path = os.path.expanduser(self.filepath.format(epoch=epoch + 1, **scalars))
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)   # as Keras' does
         ts = run.state
         save(path, ts.params, ts.state, ts.opt_state if self.save_optimizer else None,
              metadata={"epoch": epoch + 1, "step": int(np.max(jax.device_get(ts.step))),

@@ -45,7 +45,8 @@ def freeze(optimizer, frozen) -> optax.GradientTransformation:
 
 def take(model, params, k, state=None):
     """The first `k` layers of a `serial` model (or those selected by a slice) with their
-    params, as a new serial model: ``body, body_params = jl.take(model, params, -1)``.
+    params, as a new serial model: ``body, body_params = jl.take(model, params, -1)``;
+    `k` may also be the name of one of its layers (``jl.named`` / Keras' name), included.
 
     For a functional `jl.Model`, `k` is a layer name (or a list of names): the result is a
     `jl.Model` from the model's inputs to that layer's output (a tuple of outputs for a
@@ -61,6 +62,12 @@ def take(model, params, k, state=None):
             model.children):
         raise ValueError(f"take: expected a serial model and its params tuple, got "
                          f"{model.name} with params of type {type(params).__name__}")
+    if isinstance(k, str):             # a serial's layer by its name (label), inclusive
+        labels = [c.label for c in model.children]
+        if k not in labels:
+            raise ValueError(f"take: {model.name} has no layer named {k!r}; its named layers: "
+                             f"{[n for n in labels if n]}")
+        k = labels.index(k) + 1
     sl = k if isinstance(k, slice) else slice(0, k)
     layers = model.children[sl]
     if not layers:
