@@ -131,6 +131,11 @@ CONFIGS = [
     ("Conv1DTranspose", lambda m: m.Conv1DTranspose(3, (3,), (2,), "SAME"), (2, 6, 2), False),
     ("GeneralConvTranspose-NCHW", lambda m: m.GeneralConvTranspose(
         ("NCHW", "HWIO", "NCHW"), 2, (2, 3), (2, 1)), (2, 3, 4, 4), False),
+    ("ConvTranspose-explicit-pad", lambda m: m.ConvTranspose(2, (3, 2), (2, 3),
+                                                             ((0, 3), (2, 1))), (2, 4, 4, 3), False),
+    ("GeneralConv-negative-pad", lambda m: m.GeneralConv(("NCHW", "HWIO", "NHWC"), 2, (2, 2),
+                                                         padding=((-1, 1), (2, 0))), (2, 3, 5, 4),
+     False),
     ("BatchNorm", lambda m: m.BatchNorm(), (4, 3, 3, 2), False),
     ("BatchNorm-axis0", lambda m: m.BatchNorm(axis=0), (5, 3), False),
     ("BatchNorm-no-center", lambda m: m.BatchNorm(axis=(0, 1), center=False), (4, 3, 2), False),
@@ -154,6 +159,8 @@ CONFIGS = [
     ("AvgPool-NCHW", lambda m: m.AvgPool((2, 2), (2, 2), "SAME", spec="NCHW"), (2, 3, 5, 5),
      False),
     ("MaxPool-HWCN-spec", lambda m: m.MaxPool((2, 2), spec="HWCN"), (6, 5, 3, 2), False),
+    ("SumPool-HWCN-spec", lambda m: m.SumPool((2, 2), (2, 1), "SAME", spec="HWCN"), (5, 4, 3, 2),
+     False),
     ("Flatten", lambda m: m.Flatten, (2, 3, 4, 5), False),
     ("Identity", lambda m: m.Identity, (2, 3), False),
     ("FanOut", lambda m: m.FanOut(3), (2, 4), False),
@@ -268,6 +275,79 @@ def test_serial_params_list_parallel_params_tuple_as_stax():
     assert isinstance(p, tuple)
     ys = stax.parallel(stax.Identity, stax.Identity)[1]((), [jnp.ones(2), jnp.zeros(2)])
     assert isinstance(ys, list)
+
+
+def test_dense_takes_unbatched_examples_as_stax_for_per_example_vmap():
+    # stax's Dense works on one example (x @ W + b), so `vmap(apply, (None, 0))` is a
+    # common stax idiom (per-example gradients); the native jl.Dense needs a batch axis.
+    ours, theirs = stax.serial(stax.Dense(3), stax.Relu), ref.serial(ref.Dense(3), ref.Relu)
+    shape, params = ours[0](KEY, (4,))
+    ref_shape, ref_params = theirs[0](KEY, (4,))
+    assert shape == ref_shape == (3,)
+    tree_equal(params, ref_params)
+    x = make_inputs((5, 4))
+    with allow():
+        tree_equal(ours[1](params, x[0]), theirs[1](ref_params, x[0]))
+    per_example = jax.vmap(ours[1], (None, 0))(params, x)
+    np.testing.assert_allclose(per_example, ours[1](params, x), rtol=1e-6)
+
+    def loss(params, x):
+        return jnp.sum(ours[1](params, x) ** 2)
+    grads = jax.vmap(jax.grad(loss), (None, 0))(params, x)
+    assert grads[0][0].shape == (5, 4, 3)
+    np.testing.assert_allclose(grads[0][0][2], jax.grad(loss)(params, x[2])[0][0], rtol=1e-6)
+
+
+def test_stax_initializers_called_with_key_and_shape_only():
+    # stax calls W_init(key, shape): two-argument initializers work, as in stax
+    seen = []
+
+    def W_init(key, shape):
+        seen.append(tuple(shape))
+        return jnp.full(shape, 0.5)
+    for m in (stax, ref):
+        for layer, shape in [(m.Dense(3, W_init=W_init, b_init=lambda k, s: jnp.ones(s)), (2, 4)),
+                             (m.GeneralConv(("NCHW", "OIHW", "NCHW"), 2, (3, 1), W_init=W_init,
+                                            b_init=lambda k, s: jnp.ones(s)), (1, 4, 5, 5))]:
+            _, (W, b) = layer[0](KEY, shape)
+            assert float(W[0, 0, 0, 0] if W.ndim == 4 else W[0, 0]) == 0.5 and float(b.sum()) == b.size
+    assert seen == [(4, 3), (2, 4, 3, 1)] * 2
+
+
+def test_every_apply_keyword_reaches_raw_stax_children():
+    # stax.serial forwards every apply keyword, so a custom stax layer may take its own
+    def Scale():
+        return (lambda rng, shape: (shape, ()),
+                lambda params, x, *, factor=1.0, **kwargs: x * factor)
+    model = stax.serial(stax.Dense(2), Scale(), stax.serial(Scale()), jl.Dense(2))
+    _, params = model.init(KEY, (-1, 3))
+    x = make_inputs((2, 3))
+    hidden = stax.Dense(2).apply(params[0], x)
+    tree_equal(model.apply(params, x), jl.Dense(2).apply(params[3], hidden))
+    np.testing.assert_allclose(model.apply(params, x, factor=3.0, train=True),
+                               jl.Dense(2).apply(params[3], 9.0 * hidden), rtol=1e-6)
+
+
+def test_serial_constrain_and_penalty_keep_stax_containers():
+    model = stax.serial(stax.Dense(2), jl.Dense(2, kernel_constraint="non_neg",
+                                                kernel_regularizer="l2"))
+    _, params = model.init(KEY, (-1, 3))
+    constrained = model.constrain(params)
+    assert isinstance(constrained, list) and isinstance(constrained[0], tuple)
+    assert float(jnp.min(constrained[1]["kernel"])) >= 0
+    tree_equal(constrained[0], params[0])
+    np.testing.assert_allclose(model.penalty(params), 0.01 * jnp.sum(params[1]["kernel"] ** 2),
+                               rtol=1e-6)
+
+
+def test_a_mask_made_inside_stax_serial_reaches_the_layers_after_it():
+    model = stax.serial(jl.Embedding(5, 3, mask_zero=True), jl.LSTM(2))
+    _, params = model.init(KEY, (-1, 4))
+    x = jnp.array([[1, 2, 0, 0], [3, 1, 2, 0]])
+    native = jl.serial(jl.Embedding(5, 3, mask_zero=True), jl.LSTM(2))
+    tree_equal(model.apply(params, x), native.apply(tuple(params), x))
+    unmasked = jl.serial(jl.Embedding(5, 3), jl.LSTM(2)).apply(tuple(params), x)
+    assert not np.allclose(model.apply(params, x), unmasked)
 
 
 # --------------------------------------------------------------------------- stax's defects kept
@@ -401,16 +481,16 @@ def test_bad_configuration_raises_value_error(make, match):
 
 
 @pytest.mark.parametrize("layer,shape,match", [
-    (stax.Dense(3), (-1, None), r"Dense\(3\).*last input axis.*known"),
-    (stax.Dense(3), 5, r"Dense\(3\).*one input shape"),
+    (stax.Dense(3), (-1, None), r"Dense\(3\).*last axis.*must be known"),
+    (stax.Dense(3), 5, r"Dense\(3\).*shape tuple.*got 5"),
     (stax.Conv(3, (3, 3)), (-1, 8, 3), r"Conv\(3, \(3, 3\)\).*rank-4 input.*\(-1, 8, 3\)"),
     (stax.Conv(3, (3, 3)), (-1, 8, 8, -1), r"Conv.*channel axis"),
     (stax.BatchNorm(axis=(0, 3)), (-1, 4), r"BatchNorm.*out of range"),
     (stax.BatchNorm(axis=0), (-1, None), r"BatchNorm.*must be known"),
     (stax.MaxPool((2, 2)), (-1, 8, 3), r"MaxPool.*rank-4"),
-    (stax.parallel(stax.Dense(2), stax.Dense(2)), [(1, 2)], r"parallel.*list of 2 input shapes"),
+    (stax.parallel(stax.Dense(2), stax.Dense(2)), [(1, 2)], r"parallel.*of 2 input shapes.*\(1, 2\)"),
     (stax.FanInSum, [(1, 2), (1, 3)], r"FanInSum.*same shape"),
-    (stax.FanInSum, (1, 2), r"FanInSum.*list of input shapes"),
+    (stax.FanInSum, (1, 2), r"FanInSum.*of input shapes \(a fan-in\)"),
     (stax.FanInConcat(), [(1, 2), (1, 2, 3)], r"FanInConcat.*rank"),
     (stax.serial(stax.Dense(3), stax.Conv(2, (1, 1))), (-1, 4), r"serial\[1\] Conv.*rank-4"),
     (stax.shape_dependent(lambda s: jl.Dense(2, activity_regularizer="l2")), (-1, 2),
@@ -423,7 +503,7 @@ def test_shapes_that_do_not_fit_raise_shape_error(layer, shape, match):
 
 def test_apply_with_wrong_input_raises_shape_error():
     _, p = stax.Dense(3)[0](KEY, (-1, 4))
-    with pytest.raises(jl.ShapeError, match=r"Dense\(3\).*\(2, 5\).*4 features"):
+    with pytest.raises(jl.ShapeError, match=r"Dense\(3\).*\(batch, \.\.\., 4\).*\(2, 5\)"):
         stax.Dense(3)[1](p, jnp.ones((2, 5)))
     _, p = stax.Conv(3, (2, 2))[0](KEY, (-1, 4, 4, 2))
     with pytest.raises(jl.ShapeError, match=r"Conv.*\(1, 4, 4, 5\).*2 input channels"):
