@@ -156,9 +156,10 @@ def _with_contract_kwargs(apply):
     """Wrap an `apply(params, x)` that takes no `rng` / `train` so it ignores them."""
     if _accepts_kwargs(apply):
         return apply
+    takes_rng = _accepts_kwargs(apply, ("rng",))
 
     def wrapped(*args, rng=None, train=False, **kwargs):
-        return apply(*args, **kwargs)
+        return apply(*args, **({"rng": rng} if takes_rng else {}), **kwargs)
 
     wrapped.__wrapped__ = apply
     return wrapped

@@ -22,6 +22,7 @@ from jax.nn.initializers import glorot_normal, normal, ones, zeros
 
 from . import combinators as _combinators
 from .combinators import _split
+from .core import PASS as _PASS, MaskRule as _MaskRule
 from .core import (Layer as _Layer, Shape as _Shape, ShapeError as _ShapeError,
                    as_layer as _as_layer, as_shape as _as_shape, check_rank as _check_rank,
                    describe as _describe, init_child as _init_child, is_free as _is_free,
@@ -115,7 +116,9 @@ def _leaf(native, name, to_stax=_same, to_native=_same, listed=False):
         with _named(name):
             return as_list(native.apply(to_native(params), inputs, rng=rng))
 
-    return _Layer(init_fun, apply_fun, name=name, passes_mask=native.passes_mask)
+    # stax pairs take no masks: a native rule that passes or drops one is kept
+    return _Layer(init_fun, apply_fun, name=name, masking=_MaskRule(
+        out=native.masking.out if native.masking.out != "self" else "drop"))
 
 
 def _stax_init(init):
@@ -162,7 +165,7 @@ def Dense(out_dim, W_init=glorot_normal(), b_init=normal()):
             return native.apply(params, x[None], rng=rng)[0]
         return native.apply(params, x, rng=rng)
 
-    return _leaf(_Layer(init, apply, passes_mask=True), _describe("Dense", out_dim),
+    return _leaf(_Layer(init, apply, masking=_PASS), _describe("Dense", out_dim),
                  lambda p: (p["kernel"], p["bias"]), lambda p: {"kernel": p[0], "bias": p[1]})
 
 
@@ -613,8 +616,7 @@ def _stax_combinator(combine, layers, init_keys, params_type, outputs_type):
         return params_type(template.constrain(params))
 
     return _Layer(init_fun, apply_fun, name=template.name, stateful=template.stateful,
-                  penalty=template.penalty, constrain=constrain, children=children,
-                  passes_mask=template.passes_mask)
+                  penalty=template.penalty, constrain=constrain, children=children)
 
 
 def _serial_keys(rng, n):

@@ -273,7 +273,7 @@ def test_serial_params_list_parallel_params_tuple_as_stax():
     assert isinstance(p, list) and isinstance(p[0], tuple) and p[1] == ()
     _, p = stax.parallel(stax.Dense(2), stax.Relu)[0](KEY, [(1, 3), (1, 3)])
     assert isinstance(p, tuple)
-    ys = stax.parallel(stax.Identity, stax.Identity)[1]((), [jnp.ones(2), jnp.zeros(2)])
+    ys = stax.parallel(stax.Identity, stax.Identity)[1](((), ()), [jnp.ones(2), jnp.zeros(2)])
     assert isinstance(ys, list)
 
 
