@@ -24,9 +24,9 @@ from . import combinators as _combinators
 from .combinators import _split
 from .core import PASS as _PASS, MaskRule as _MaskRule
 from .core import (Layer as _Layer, Shape as _Shape, ShapeError as _ShapeError,
-                   as_layer as _as_layer, as_shape as _as_shape, check_rank as _check_rank,
-                   describe as _describe, init_child as _init_child, is_free as _is_free,
-                   located as _located)
+                   as_layer as _as_layer, as_shape as _as_shape, describe as _describe,
+                   init_child as _init_child, is_free as _is_free, located as _located)
+from .layers.checks import check_rank as _check_rank
 from .layers import core as _native
 from .layers.conv import _conv, _conv_transpose
 from .layers.pooling import _pooling

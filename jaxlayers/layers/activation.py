@@ -7,7 +7,8 @@ import jax.numpy as jnp
 from .. import activations as _act
 from .. import initializers as _initializers
 from ..core import PASS, consumes_mask
-from ..core import Layer, Shape, ShapeError, as_shape, check_rank, describe, is_free
+from ..core import Layer, Shape, ShapeError, as_shape, describe, is_free
+from .checks import check_rank
 from .weights import weight_hooks
 
 

@@ -19,7 +19,8 @@ import jax.numpy as jnp
 from jax import lax
 
 from .weights import weight_hooks
-from ..core import Layer, ShapeError, bias_add, cast_like, describe
+from ..core import Layer, ShapeError, describe
+from .checks import bias_add, cast_like
 from ..regularizers import with_activity_regularizer
 from .core import _activation, _initializer
 from .spatial import (Layout, _is_int, all_window_padding, data_format as _data_format, int_tuple,

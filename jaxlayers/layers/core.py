@@ -11,9 +11,8 @@ from .. import activations as _activations
 from .. import initializers as _initializers
 from .weights import weight_hooks
 from ..core import PASS
-from ..core import (Layer, Shape, ShapeError, as_shape, bias_add, cast_like, check_input,
-                    check_rank, describe, infer_shape, is_free, need_rng,
-                    noise_shape_for)
+from ..core import Layer, Shape, ShapeError, as_shape, describe, infer_shape, is_free
+from .checks import bias_add, cast_like, check_input, check_rank, need_rng, noise_shape_for
 from ..regularizers import with_activity_regularizer
 
 

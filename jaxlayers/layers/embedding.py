@@ -12,7 +12,8 @@ import jax.numpy as jnp
 from .. import initializers as _initializers
 from .weights import weight_hooks
 from ..core import DROP, makes_mask
-from ..core import Layer, Shape, ShapeError, as_shape, check_rank, describe
+from ..core import Layer, Shape, ShapeError, as_shape, describe
+from .checks import check_rank
 from ..regularizers import with_activity_regularizer
 
 

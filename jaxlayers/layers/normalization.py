@@ -12,7 +12,8 @@ import jax
 import jax.numpy as jnp
 
 from ..core import PASS, consumes_mask
-from ..core import Layer, Shape, ShapeError, as_layer, as_shape, check_rank, describe, is_free
+from ..core import Layer, Shape, ShapeError, as_layer, as_shape, describe, is_free
+from .checks import check_rank
 from .weights import weight_hooks
 from .core import _initializer
 

@@ -20,8 +20,8 @@ from .. import activations as _activations
 from .. import initializers as _initializers
 from .weights import weight_hooks
 from ..core import MaskRule, makes_mask
-from ..core import (need_rng, Layer, Shape, ShapeError, as_layer, as_shape, bias_add, check_rank,
-                    describe, is_free, stateful_init)
+from ..core import Layer, Shape, ShapeError, as_layer, as_shape, describe, is_free, stateful_init
+from .checks import need_rng, bias_add, check_rank
 from ..regularizers import with_activity_regularizer
 
 

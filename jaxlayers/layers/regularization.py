@@ -15,8 +15,8 @@ import jax
 import jax.numpy as jnp
 
 from ..core import PASS
-from ..core import (Layer, Shape, ShapeError, as_shape, check_rank, describe, need_rng,
-                    noise_shape_for)
+from ..core import Layer, Shape, ShapeError, as_shape, describe
+from .checks import check_rank, need_rng, noise_shape_for
 from ..regularizers import L1L2, with_activity_regularizer
 
 

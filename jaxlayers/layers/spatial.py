@@ -13,7 +13,8 @@ from __future__ import annotations
 import dataclasses
 import numbers
 
-from ..core import Shape, ShapeError, as_shape, check_rank, is_free
+from ..core import Shape, ShapeError, as_shape, is_free
+from .checks import check_rank
 
 FORMATS = ("channels_last", "channels_first")
 
