@@ -56,3 +56,5 @@ from .layers.regularization import (ActivityRegularization, AlphaDropout, Gaussi
                                     GaussianNoise, SpatialDropout1D, SpatialDropout2D,
                                     SpatialDropout3D)
 from .regularizers import activity_loss
+# attention and transformers (issue 15)
+from .layers.einsum_dense import EinsumDense
