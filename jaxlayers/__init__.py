@@ -58,3 +58,4 @@ from .layers.regularization import (ActivityRegularization, AlphaDropout, Gaussi
 from .regularizers import activity_loss
 # attention and transformers (issue 15)
 from .layers.einsum_dense import EinsumDense
+from .layers.attention import GroupedQueryAttention, GroupQueryAttention, MultiHeadAttention

@@ -176,7 +176,7 @@ def EinsumDense(equation: str, output_shape, activation=None, bias_axes=None,
             raise ShapeError(f"input of shape {Shape(x.shape)!r} does not fit the kernel "
                              f"{Shape(kernel.shape)!r}: {e}", name) from None
         if bias is not None:
-            y = y + bias
+            y = y + bias.reshape((1,) * (y.ndim - bias.ndim) + bias.shape)
         return act(y)
 
     layer = Layer(init, apply, name=name, penalty=penalty, constrain=constrain)
