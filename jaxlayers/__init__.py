@@ -59,3 +59,4 @@ from .regularizers import activity_loss
 # attention and transformers (issue 15)
 from .layers.einsum_dense import EinsumDense
 from .layers.attention import GroupedQueryAttention, GroupQueryAttention, MultiHeadAttention
+from .layers.score_attention import AdditiveAttention, Attention

@@ -304,3 +304,58 @@ def test_gqa_matches_keras(opts, causal, scores):
     ref = keras_run(kl, params, q, v, attention_mask=am, use_causal_mask=causal,
                     return_attention_scores=scores)
     close(y, ref)
+
+
+# --------------------------------------------------------------------------- Attention
+
+
+@pytest.mark.parametrize("kind,opts", [
+    ("Attention", {}), ("Attention", {"use_scale": True}),
+    ("Attention", {"score_mode": "concat", "use_scale": True}),
+    ("Attention", {"score_mode": "concat"}), ("Attention", {"dropout": 0.2}),
+    ("AdditiveAttention", {}), ("AdditiveAttention", {"use_scale": False}),
+], ids=str)
+@pytest.mark.parametrize("causal,scores,key", [(False, False, False), (True, True, True)])
+@jax.numpy_rank_promotion("allow")      # Keras' functional call relies on it
+def test_score_attention_matches_keras(kind, opts, causal, scores, key):
+    """With masks from Embedding(mask_zero=True) on query and value, as Keras' functional
+    model hands them over; params perturbed so scale and concat weights count."""
+    layer = getattr(jl, kind)(**opts)
+    _, params = layer.init(KEY, ((None, T, D), (None, S, D)) + (((None, S, D),) if key else ()))
+    params = randomized(params)
+    emb = jl.Embedding(10, D, mask_zero=True)
+    _, e = emb.init(KEY, (None, None))
+    xs = (emb.apply(e, Q_IDS), emb.apply(e, V_IDS)) + ((normal((B, S, D)),) if key else ())
+    y = layer.apply(params, xs, mask=(Q_IDS != 0, V_IDS != 0), use_causal_mask=causal,
+                    return_attention_scores=scores)
+    kq, kv = keras.Input((None,), dtype="int32"), keras.Input((None,), dtype="int32")
+    ke = keras.layers.Embedding(10, D, mask_zero=True)
+    kk = keras.Input((S, D))
+    kl = getattr(keras.layers, kind)(**opts)
+    out = kl([ke(kq), ke(kv)] + ([kk] if key else []), use_causal_mask=causal,
+             return_attention_scores=scores)
+    km = keras.Model([kq, kv] + ([kk] if key else []), out)
+    ke.set_weights([np.asarray(e["embeddings"])])
+    load(kl, params)
+    ref = km([Q_IDS, V_IDS] + ([xs[2]] if key else []))
+    ref = jax.tree_util.tree_map(np.asarray, tuple(ref) if isinstance(ref, list) else ref)
+    close(y, ref)
+
+
+def test_score_attention_rules():
+    layer = jl.Attention(dropout=0.5)
+    _, params = layer.init(KEY, ((None, T, D), (None, S, D)))
+    q, v = normal((B, T, D)), normal((B, S, D))
+    with pytest.raises(ValueError, match="rng"):
+        layer.apply(params, (q, v), train=True)
+    y1 = layer.apply(params, (q, v), train=True, rng=jax.random.key(1))
+    assert not np.allclose(y1, layer.apply(params, (q, v)))
+    with pytest.raises(jl.ShapeError, match=r"Attention\(\).*a tuple \(query, value\)"):
+        layer.init(KEY, (None, T, D))
+    with pytest.raises(jl.ShapeError, match="same last dim"):
+        layer.init(KEY, ((None, T, D), (None, S, D), (None, S, D + 1)))
+    with pytest.raises(ValueError, match="score_mode"):
+        jl.Attention(score_mode="general")
+    # the query mask passes on, as Keras' compute_mask
+    mask_fn = jl.Attention().mask_fn
+    np.testing.assert_array_equal(mask_fn((q, v), (Q_IDS != 0, V_IDS != 0)), Q_IDS != 0)
