@@ -359,3 +359,28 @@ def test_score_attention_rules():
     # the query mask passes on, as Keras' compute_mask
     mask_fn = jl.Attention().mask_fn
     np.testing.assert_array_equal(mask_fn((q, v), (Q_IDS != 0, V_IDS != 0)), Q_IDS != 0)
+
+
+@jax.numpy_rank_promotion("allow")      # Keras' functional call relies on it
+def test_from_keras_attention_model():
+    """A functional Keras model with every attention layer, call arguments
+    (use_causal_mask) and Embedding masks imports and matches on the real steps (Keras'
+    fast path averages the values for a padded query, jaxlayers gives it 0)."""
+    ids, v = keras.Input((None,), dtype="int32"), keras.Input((S, D))
+    x = keras.layers.Embedding(10, D, mask_zero=True)(ids)
+    h = keras.layers.MultiHeadAttention(2, 3, name="mha")(x, x, use_causal_mask=True)
+    h = keras.layers.GroupQueryAttention(3, 2, 1, name="gqa")(h, v)
+    h = keras.layers.EinsumDense("abc,cd->abd", (None, 4), bias_axes="d")(h)
+    h = keras.layers.Attention(use_scale=True)([h, keras.layers.Dense(4)(v)],
+                                               use_causal_mask=True)
+    h = keras.layers.AdditiveAttention()([h, keras.layers.Dense(4)(v)])
+    km = keras.Model([ids, v], h)
+    rng = np.random.default_rng(0)
+    for w in km.weights:
+        w.assign(rng.standard_normal(w.shape).astype("float32") * 0.5)
+    model, params, _ = jl.from_keras(km)
+    y = np.asarray(model.apply(params, (Q_IDS[:2], normal((2, S, D)))))
+    ref = np.asarray(km([Q_IDS[:2], normal((2, S, D))]))
+    real = Q_IDS[:2] != 0
+    close(y[real], ref[real], atol=1e-5)
+    assert params["mha"]["query"]["kernel"].shape == (D, 2, 3)
