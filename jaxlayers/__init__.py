@@ -58,5 +58,5 @@ from .layers.regularization import (ActivityRegularization, AlphaDropout, Gaussi
 from .regularizers import activity_loss
 # attention and transformers (issue 15)
 from .layers.einsum_dense import EinsumDense
-from .layers.attention import GroupedQueryAttention, GroupQueryAttention, MultiHeadAttention
+from .layers.multi_head_attention import GroupedQueryAttention, GroupQueryAttention, MultiHeadAttention
 from .layers.score_attention import AdditiveAttention, Attention

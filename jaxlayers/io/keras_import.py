@@ -27,7 +27,7 @@ from ..core import as_shape, with_state
 from ..combinators import serial
 from ..functional import Input, Model, SymbolicTensor, named
 from ..layers import activation as A
-from ..layers import attention as T
+from ..layers import multi_head_attention as T
 from ..layers import einsum_dense as ED
 from ..layers import score_attention as SA
 from ..layers import conv as C
