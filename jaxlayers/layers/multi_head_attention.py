@@ -27,6 +27,19 @@ def _check_options(kind, dropout, flash_attention, sliding_window, activity_regu
                          f"ActivityRegularization instead")
 
 
+_SHARED = ("dropout", "seed", "flash_attention", "sliding_window", "use_causal_mask",
+           "return_attention_scores", "kernel_initializer", "bias_initializer")
+
+
+def _shared(name, arguments) -> dict:
+    """The `attention_layer` arguments both constructors pass as given, plus the weight
+    hooks from their regularizers and constraints."""
+    hooks = weight_hooks(
+        name, kernel=(arguments["kernel_regularizer"], arguments["kernel_constraint"]),
+        bias=(arguments["bias_regularizer"], arguments["bias_constraint"]))
+    return {**{k: arguments[k] for k in _SHARED}, "hooks": hooks}
+
+
 def _positive(kind, **values):
     for k, v in values.items():
         if v is not None and (not isinstance(v, int) or v <= 0):
@@ -74,6 +87,7 @@ def MultiHeadAttention(num_heads: int, key_dim: int, value_dim=None, dropout=0.0
     Output shape: ``(batch, T, output_shape or dim)``.
     """
     kind = "MultiHeadAttention"
+    arguments = dict(locals())
     _positive(kind, num_heads=num_heads, key_dim=key_dim, value_dim=value_dim)
     _check_options(kind, dropout, flash_attention, sliding_window, activity_regularizer)
     value_dim = value_dim or key_dim
@@ -83,6 +97,7 @@ def MultiHeadAttention(num_heads: int, key_dim: int, value_dim=None, dropout=0.0
     if isinstance(attention_axes, int):
         attention_axes = (attention_axes,)
     name = describe(kind, num_heads, key_dim)
+    shared = _shared(name, arguments)
 
     def projections(q, v, k):
         def proj(shape, out, bound=1, activation=None):
@@ -99,12 +114,7 @@ def MultiHeadAttention(num_heads: int, key_dim: int, value_dim=None, dropout=0.0
     return attention_layer(
         name, projections=projections,
         axes_for=lambda rank: normalize_axes(name, attention_axes, rank),
-        scale=1.0 / math.sqrt(key_dim), dropout=dropout, seed=seed,
-        flash_attention=flash_attention, sliding_window=sliding_window,
-        use_causal_mask=use_causal_mask, return_attention_scores=return_attention_scores,
-        kernel_initializer=kernel_initializer, bias_initializer=bias_initializer,
-        hooks=weight_hooks(name, kernel=(kernel_regularizer, kernel_constraint),
-                           bias=(bias_regularizer, bias_constraint)))
+        scale=1.0 / math.sqrt(key_dim), **shared)
 
 
 def GroupedQueryAttention(head_dim: int, num_query_heads: int, num_key_value_heads: int,
@@ -134,6 +144,7 @@ def GroupedQueryAttention(head_dim: int, num_query_heads: int, num_key_value_hea
     ``(batch, T, dim)`` (the query's).
     """
     kind = "GroupedQueryAttention"
+    arguments = dict(locals())
     _positive(kind, head_dim=head_dim, num_query_heads=num_query_heads,
               num_key_value_heads=num_key_value_heads)
     if num_query_heads % num_key_value_heads:
@@ -141,6 +152,7 @@ def GroupedQueryAttention(head_dim: int, num_query_heads: int, num_key_value_hea
                          f"num_key_value_heads ({num_key_value_heads})")
     _check_options(kind, dropout, flash_attention, sliding_window, activity_regularizer)
     name = describe(kind, head_dim, num_query_heads, num_key_value_heads)
+    shared = _shared(name, arguments)
 
     def projections(q, v, k):
         for what, s in (("query", q), ("value", v), ("key", k)):
@@ -161,12 +173,7 @@ def GroupedQueryAttention(head_dim: int, num_query_heads: int, num_key_value_hea
 
     return attention_layer(
         name, projections=projections, axes_for=lambda rank: (1,),
-        scale=1.0 / math.sqrt(head_dim), dropout=dropout, seed=seed,
-        flash_attention=flash_attention, sliding_window=sliding_window,
-        use_causal_mask=use_causal_mask, return_attention_scores=return_attention_scores,
-        kernel_initializer=kernel_initializer, bias_initializer=bias_initializer,
-        hooks=weight_hooks(name, kernel=(kernel_regularizer, kernel_constraint),
-                           bias=(bias_regularizer, bias_constraint)))
+        scale=1.0 / math.sqrt(head_dim), **shared)
 
 
 GroupQueryAttention = GroupedQueryAttention
