@@ -57,3 +57,7 @@ from .layers.regularization import (ActivityRegularization, AlphaDropout, Gaussi
                                     GaussianNoise, SpatialDropout1D, SpatialDropout2D,
                                     SpatialDropout3D)
 from .regularizers import activity_loss
+# attention and transformers (issue 15)
+from .layers.einsum_dense import EinsumDense
+from .layers.multi_head_attention import GroupedQueryAttention, GroupQueryAttention, MultiHeadAttention
+from .layers.score_attention import AdditiveAttention, Attention

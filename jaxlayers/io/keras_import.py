@@ -29,6 +29,9 @@ from ..combinators import serial
 from ..core import named
 from ..functional import Input, Model, SymbolicTensor
 from ..layers import activation as A
+from ..layers import multi_head_attention as T
+from ..layers import einsum_dense as ED
+from ..layers import score_attention as SA
 from ..layers import conv as C
 from ..layers import core as L
 from ..layers import embedding as E
@@ -238,6 +241,49 @@ def _no_params(make):
     return convert
 
 
+def _attention(ctor):
+    """MultiHeadAttention / GroupedQueryAttention: the params of each sublayer (query,
+    key, value, attention_output, gate) read from the weights' paths. `options` are call
+    arguments of the saved graph (use_causal_mask, ...), made constructor defaults."""
+    def convert(kl, **options):
+        layer = _build(kl, ctor, **keras_arguments(kl, ctor), **options)
+        params = {}
+        for v in kl.weights:
+            sub, weight = v.path.split("/")[-2:]
+            params.setdefault(sub, {})[weight] = np.asarray(v.numpy())
+        return layer, params, None
+    return convert
+
+
+def _with_options(ctor):
+    """`generic(ctor)` that also takes call arguments as constructor defaults."""
+    def convert(kl, **options):
+        layer = _build(kl, ctor, **keras_arguments(kl, ctor), **options)
+        return layer, keras_weights(kl) or (), None
+    return convert
+
+
+_ATTENTION = {"MultiHeadAttention": T.MultiHeadAttention,
+              "GroupedQueryAttention": T.GroupedQueryAttention}
+_CALL_OPTIONS = ("use_causal_mask", "return_attention_scores")
+
+
+def _attention_call(op, args, kwargs):
+    """``(args, options)`` of an attention layer's node: the positional / keyword
+    (query, value[, key]) packed into one tuple input, and the call options (popped from
+    `kwargs`) that its jaxlayers constructor takes. Other layers: unchanged, no options."""
+    cls = type(op).__name__
+    if cls not in _ATTENTION and cls not in ("Attention", "AdditiveAttention"):
+        return args, {}
+    options = {k: kwargs.pop(k) for k in _CALL_OPTIONS if k in kwargs and kwargs[k]}
+    if cls in _ATTENTION:
+        parts = list(args) + [kwargs.pop(k) for k in ("value", "key") if k in kwargs
+                              and kwargs[k] is not None]
+        kwargs.pop("key", None)
+        args = [tuple(parts)] if len(parts) > 1 else args
+    return args, options
+
+
 _RECURRENT = {"SimpleRNN": R.SimpleRNN, "LSTM": R.LSTM, "GRU": R.GRU, "RNN": R.RNN}
 
 # Layers whose jaxlayers constructor takes Keras' config unchanged.
@@ -267,6 +313,10 @@ CONVERTERS = {
     "RNN": _rnn,
     "Bidirectional": _bidirectional,
     "TimeDistributed": _time_distributed,
+    "EinsumDense": generic(ED.EinsumDense),
+    **{name: _attention(ctor) for name, ctor in _ATTENTION.items()},
+    "Attention": _with_options(SA.Attention),
+    "AdditiveAttention": _with_options(SA.AdditiveAttention),
 }
 
 
@@ -338,13 +388,15 @@ def _convert_functional(km, memo):
                 continue
             args, kwargs = node.arguments.fill_in(tensors)
             kwargs = {k: v for k, v in kwargs.items() if k not in ("mask", "training")}
+            args, options = _attention_call(op, args, kwargs)
             if len(args) != 1 or kwargs:
                 raise KerasImportError(
                     f"model {km.name!r}: layer {op.name!r} is called with "
                     f"{len(args)} positional argument(s) and keyword(s) {sorted(kwargs)}; "
                     f"only calls on one tensor or one list of tensors can be imported")
             if op.name not in layers:
-                layer, p, s = _convert_layer(op, memo)
+                layer, p, s = (_convert_layer(op, memo) if not options
+                               else CONVERTERS[type(op).__name__](op, **options))
                 layers[op.name] = named(layer, op.name)
                 params[op.name], states[op.name] = p, s
             out = layers[op.name](args[0])

@@ -1,0 +1,313 @@
+"""The attention machinery of MultiHeadAttention and GroupedQueryAttention (their
+constructors are in `multi_head_attention`).
+
+Params are Keras' sublayers, each an EinsumDense params dict under Keras' name
+(``query``, ``key``, ``value``, ``attention_output``, ``gate`` with ``use_gate``), so Keras
+weights load unchanged. Scores, masking and softmax run through
+`jax.nn.dot_product_attention` (the fast path) whenever it expresses the call: one
+attention axis, no dropout in training, no returned scores. Otherwise an explicit einsum
+path computes them as Keras' `_compute_attention` does, softmax in float32.
+
+The time-step masks of the inputs, an explicit ``attention_mask``, the causal mask and
+the sliding window are combined by `attention_mask` into one boolean ``(B, T, S)`` mask.
+"""
+from __future__ import annotations
+
+import string
+
+import jax
+import jax.numpy as jnp
+
+from ..core import Layer, Shape, ShapeError, as_shape, need_rng
+from .einsum_dense import EinsumDense
+
+_LARGE_NEGATIVE = -1e9        # Keras' masked score for float32 logits
+
+
+def causal_mask(query_length: int, value_length: int):
+    """Keras' causal mask: ``(1, T, S)`` bool, True where key step <= query step."""
+    return jnp.tril(jnp.ones((query_length, value_length), bool))[None]
+
+
+def window_mask(query_length: int, value_length: int, window: int):
+    """Keras' sliding window: ``(1, T, S)`` bool, True where ``|t - s| < window``."""
+    t = jnp.arange(query_length)[:, None]
+    s = jnp.arange(value_length)[None, :]
+    return (jnp.abs(t - s) < window)[None]
+
+
+def attention_mask(query_mask=None, value_mask=None, key_mask=None, attention_mask=None,
+                   use_causal_mask=False, *, lengths=None, sliding_window=None):
+    """Keras' `_compute_attention_mask`: one boolean mask, or None when nothing masks.
+
+    Args:
+      query_mask: ``(B, T)``; a padded query step attends nowhere.
+      value_mask, key_mask: ``(B, S)``; a padded key step is attended by no query.
+      attention_mask: ``(B, T, S)`` (True = may attend).
+      use_causal_mask: query step t sees key steps s <= t.
+      lengths: ``(T, S)``, needed for the causal and window masks.
+      sliding_window: query step t sees key steps with ``|t - s| < sliding_window``.
+
+    Returns the AND of all given masks, ``(B, T, S)`` (``(1, T, S)`` when only the causal
+    or window mask is given), or None.
+    """
+    parts = []
+    if query_mask is not None:
+        parts.append(jnp.asarray(query_mask).astype(bool)[:, :, None])
+    for m in (value_mask, key_mask):
+        if m is not None:
+            parts.append(jnp.asarray(m).astype(bool)[:, None, :])
+    if use_causal_mask:
+        parts.append(causal_mask(*lengths))
+    if sliding_window is not None:
+        parts.append(window_mask(*lengths, sliding_window))
+    if attention_mask is not None:
+        parts.append(jnp.asarray(attention_mask).astype(bool))
+    if not parts:
+        return None
+    out = parts[0]
+    for p in parts[1:]:
+        out = out & p
+    return out
+
+
+# --------------------------------------------------------------------------- equations
+
+
+def projection_equation(free_dims: int, bound_dims: int, output_dims: int):
+    """Keras' `_build_proj_equation`: ``(equation, bias_axes)`` of a projection."""
+    letters = string.ascii_lowercase
+    free = letters[:free_dims]
+    bound = letters[free_dims:free_dims + bound_dims]
+    out = letters[free_dims + bound_dims:free_dims + bound_dims + output_dims]
+    return f"{free}{bound},{bound}{out}->{free}{out}", out
+
+
+def attention_equations(rank: int, attn_axes: tuple):
+    """Keras' `_build_attention_equation` for projected tensors of `rank` (heads at
+    ``rank - 2``): ``(dot_product_equation, combine_equation)``; the scores are laid out
+    as (batch dims and heads, query attention dims, key attention dims)."""
+    letters = string.ascii_lowercase
+    target = letters[:rank]
+    batch_dims = [i for i in range(rank) if i not in attn_axes and i != rank - 1]
+    source, offset = "", rank
+    for i in range(rank):
+        if i in batch_dims or i == rank - 1:
+            source += target[i]
+        else:
+            source += letters[offset]
+            offset += 1
+    product = "".join([target[i] for i in batch_dims] + [target[i] for i in attn_axes]
+                      + [source[i] for i in attn_axes])
+    return f"{source},{target}->{product}", f"{product},{source}->{target}"
+
+
+def normalize_axes(name, attention_axes, rank: int) -> tuple:
+    """The attention axes of projected tensors of `rank` (Keras: default all axes between
+    the batch and the heads; negative axes count from ``rank - 1``)."""
+    if attention_axes is None:
+        return tuple(range(1, rank - 2))
+    axes = tuple(a if a >= 0 else rank - 1 + a for a in attention_axes)
+    if not axes or any(a < 1 or a >= rank - 2 for a in axes) or len(set(axes)) != len(axes):
+        raise ShapeError(f"attention_axes {tuple(attention_axes)!r} must name distinct axes "
+                         f"between the batch axis and the feature axis of an input of rank "
+                         f"{rank - 1}", name)
+    return axes
+
+
+# --------------------------------------------------------------------------- attention
+
+
+def _expand_mask(mask, scores_rank: int, n_axes: int):
+    """`mask` with Keras' new axes (before the query attention dims) up to the scores'
+    rank, as Keras' `_masked_softmax` expands it."""
+    while mask.ndim < scores_rank:
+        mask = jnp.expand_dims(mask, -2 * n_axes - 1)
+    return mask
+
+
+def dot_product_attention(query, key, value, mask=None, *, scale, attn_axes=(1,),
+                          is_causal=False, dropout=0.0, rng=None, train=False,
+                          return_scores=False, implementation=None):
+    """Attention of projected ``query (B, .., T, N, H)`` on ``key``/``value``
+    ``(B, .., S, K, H)`` (K divides N: grouped heads share a key/value head).
+
+    `mask` is one boolean mask, ``(B, T, S)`` or broadcastable to the scores. Returns
+    ``(output (B, .., T, N, Hv), scores or None)``. The fast path
+    (`jax.nn.dot_product_attention`) serves one attention axis without dropout in
+    training, without returned scores, with value heads the size of key heads and
+    inputs below float64; otherwise scores are computed in float32 (or float64) and dropout hits the weights. On both
+    paths a query whose mask row is all False gets a zero output (Keras' Softmax).
+    """
+    heads, kv_heads = query.shape[-2], key.shape[-2]
+    explicit = (len(attn_axes) != 1 or query.ndim != 4 or return_scores
+                or (train and dropout > 0) or value.shape[-1] != key.shape[-1]
+                or query.dtype == jnp.float64)      # jax's softmax would run in float32
+    if not explicit:
+        if mask is not None:
+            mask = _expand_mask(mask, 4, 1)
+        y = jax.nn.dot_product_attention(query, key, value, mask=mask, scale=scale,
+                                         is_causal=is_causal, implementation=implementation)
+        if mask is not None:    # a query that sees no key gets 0, as on the einsum path
+            y = y * jnp.any(mask, axis=-1).transpose(0, 2, 1)[..., None].astype(y.dtype)
+        return y, None
+    if kv_heads != heads:
+        key = jnp.repeat(key, heads // kv_heads, axis=-2)
+        value = jnp.repeat(value, heads // kv_heads, axis=-2)
+    if is_causal:
+        cm = causal_mask(query.shape[1], key.shape[1])
+        mask = cm if mask is None else mask & cm
+    dot_eq, combine_eq = attention_equations(query.ndim, attn_axes)
+    scores = jnp.einsum(dot_eq, key, query * jnp.asarray(scale, query.dtype),
+                        preferred_element_type=jnp.promote_types(query.dtype, jnp.float32))
+    norm = tuple(range(scores.ndim - len(attn_axes), scores.ndim))
+    if mask is not None:
+        mask = _expand_mask(mask, scores.ndim, len(attn_axes))
+        scores = jnp.where(mask, scores, _LARGE_NEGATIVE)
+    weights = jax.nn.softmax(scores, axis=norm)
+    if mask is not None:
+        weights = jnp.where(mask, weights, 0.0)
+    dropped = weights
+    if train and dropout > 0:
+        keep = jax.random.bernoulli(rng, 1.0 - dropout, weights.shape)
+        dropped = jnp.where(keep, weights / (1.0 - dropout), 0.0)
+    y = jnp.einsum(combine_eq, dropped.astype(value.dtype), value)
+    return y, (weights.astype(query.dtype) if return_scores else None)
+
+
+# --------------------------------------------------------------------------- the layers
+
+
+def _split_inputs(name, x):
+    """``(query, value, key, is_self)`` from one input (self-attention) or a tuple."""
+    if hasattr(x, "shape") or isinstance(x, Shape):
+        return x, x, x, True
+    if not isinstance(x, (tuple, list)) or len(x) not in (2, 3):
+        raise ShapeError(f"expected one input (self-attention) or a tuple (query, value) or "
+                         f"(query, value, key), received {type(x).__name__}"
+                         f"{'' if not isinstance(x, (tuple, list)) else f' of {len(x)}'}",
+                         name)
+    q, v = x[0], x[1]
+    return q, v, (x[2] if len(x) == 3 else v), False
+
+
+def _split_masks(name, mask, is_self):
+    """``(query_mask, value_mask, key_mask)`` from the ``mask=`` of `apply`."""
+    if mask is None:
+        return None, None, None
+    if is_self:
+        if not hasattr(mask, "shape"):
+            raise ShapeError(f"self-attention takes one (batch, time) mask, received "
+                             f"{type(mask).__name__}", name)
+        return mask, mask, None
+    if hasattr(mask, "shape") or not isinstance(mask, (tuple, list)) or len(mask) not in (2, 3):
+        raise ShapeError("with a tuple input, mask= is a tuple (query_mask, value_mask"
+                         "[, key_mask]) with None for an unmasked input", name)
+    return mask[0], mask[1], (mask[2] if len(mask) == 3 else None)
+
+
+def _output_mask(x, mask):
+    """The query's time-step mask passes on (Keras sets it on the output)."""
+    if mask is None:
+        return None
+    if hasattr(mask, "shape"):
+        return mask
+    return mask[0] if isinstance(mask, (tuple, list)) and mask else None
+
+
+def attention_layer(name, *, projections, axes_for, scale, dropout, seed,
+                    flash_attention, sliding_window, use_causal_mask,
+                    return_attention_scores, kernel_initializer, bias_initializer,
+                    hooks):
+    """A Keras attention layer of EinsumDense projections around
+    `dot_product_attention` (shared by MultiHeadAttention and GroupedQueryAttention).
+
+    `projections(q_shape, v_shape, k_shape)` gives ``{sublayer: (equation, output_shape,
+    bias_axes, activation)}``; `axes_for(rank)` the attention axes of projected tensors;
+    `hooks` a (penalty, constrain) pair for one sublayer's params.
+    """
+    del seed   # randomness comes from the rng key, as in Dropout
+    implementation = {None: None, True: "cudnn", False: "xla"}[flash_attention]
+    penalty_one, constrain_one = hooks
+
+    def sublayers(q_shape, v_shape, k_shape):
+        return {n: EinsumDense(eq, out, activation=act, bias_axes=bias,
+                               kernel_initializer=kernel_initializer,
+                               bias_initializer=bias_initializer)
+                for n, (eq, out, bias, act) in projections(q_shape, v_shape, k_shape).items()}
+
+    def check_shapes(q, v, k):
+        if len(q) < 3 or len(v) < 3 or len(k) < 3:
+            raise ShapeError(f"query, value and key need a batch, an attention and a "
+                             f"feature axis, received {Shape(q)!r}, {Shape(v)!r}, "
+                             f"{Shape(k)!r}", name)
+        if tuple(v[1:-1]) != tuple(k[1:-1]):
+            raise ShapeError(f"value and key must agree on every axis but the last, "
+                             f"received value {Shape(v)!r} and key {Shape(k)!r}", name)
+
+    def init(key, input_shape):
+        shapes = as_shape(input_shape)
+        q, v, k, _ = _split_inputs(name, shapes)
+        check_shapes(q, v, k)
+        rank = len(q) + 1
+        axes = axes_for(rank)
+        if len(axes) != 1 and (use_causal_mask or sliding_window is not None):
+            raise ShapeError("use_causal_mask and sliding_window need one attention axis, "
+                             f"received attention axes {axes}", name)
+        subs = sublayers(q, v, k)
+        params, shapes_out = {}, {}
+        for i, (n, layer) in enumerate(subs.items()):
+            src = {"key": k, "value": v}.get(n, q)
+            if n == "attention_output":
+                src = shapes_out["value"]
+                src = Shape(shapes_out["query"][:-1] + (src[-1],))
+            shapes_out[n], params[n] = layer.init(jax.random.fold_in(key, i), src)
+        out = shapes_out["attention_output"]
+        if not return_attention_scores:
+            return out, params
+        batch = [i for i in range(rank) if i not in axes and i != rank - 1]
+        qp, kp = shapes_out["query"], Shape(k[:-1] + (None, None))
+        scores = Shape([qp[i] for i in batch] + [qp[i] for i in axes] + [kp[i] for i in axes])
+        return (out, scores), params
+
+    def apply(params, x, *, rng=None, train=False, mask=None, attention_mask=None,
+              use_causal_mask=use_causal_mask,
+              return_attention_scores=return_attention_scores):
+        q, v, k, is_self = _split_inputs(name, x)
+        check_shapes(q.shape, v.shape, k.shape)
+        if flash_attention and return_attention_scores:
+            raise ValueError(f"{name}: return_attention_scores=True cannot be served with "
+                             f"flash_attention=True")
+        if train and dropout > 0:
+            need_rng(name, rng)
+        qm, vm, km = _split_masks(name, mask, is_self)
+        axes = axes_for(q.ndim + 1)
+        causal_only = use_causal_mask and sliding_window is None and all(
+            m is None for m in (qm, vm, km, attention_mask))
+        combined = None if causal_only else _combined_mask(
+            qm, vm, km, attention_mask, use_causal_mask, (q.shape[1], v.shape[1]))
+        subs = sublayers(q.shape, v.shape, k.shape)
+        proj = {n: subs[n].apply(params[n], t) for n, t in
+                (("query", q), ("key", k), ("value", v))}
+        y, scores = dot_product_attention(
+            proj["query"], proj["key"], proj["value"], combined, scale=scale,
+            attn_axes=axes, is_causal=causal_only, dropout=dropout, rng=rng, train=train,
+            return_scores=return_attention_scores, implementation=implementation)
+        if "gate" in params:
+            y = y * subs["gate"].apply(params["gate"], q)
+        y = subs["attention_output"].apply(params["attention_output"], y)
+        return (y, scores) if return_attention_scores else y
+
+    def _combined_mask(qm, vm, km, am, causal, lengths):
+        return attention_mask(qm, vm, km, am, causal, lengths=lengths,
+                              sliding_window=sliding_window)
+
+    def penalty(params):
+        return sum(penalty_one(p) for p in params.values())
+
+    def constrain(params):
+        return {n: constrain_one(p) for n, p in params.items()}
+
+    return Layer(init, apply, name=name, penalty=penalty, constrain=constrain,
+                 takes_mask=True, mask_fn=lambda x, mask: _output_mask(x, mask))
+

@@ -1,0 +1,183 @@
+"""EinsumDense: a dense layer whose contraction is an einsum equation (Keras 3).
+
+The kernel and bias shapes are read from the equation, the input shape and the partial
+output shape exactly as Keras' ``EinsumDense.build`` reads them, so Keras weights load
+unchanged. MultiHeadAttention's four projections are EinsumDense layers.
+"""
+from __future__ import annotations
+
+import inspect
+import re
+
+import jax
+import jax.numpy as jnp
+
+from .. import activations as _activations
+from .. import initializers as _initializers
+from ..core import Layer, Shape, ShapeError, as_shape, cast_like, describe, is_free, weight_hooks
+from ..regularizers import with_activity_regularizer
+
+# The three equation forms Keras accepts ("0" stands for "..." after substitution).
+_FORMS = (("([a-zA-Z]+),([a-zA-Z]+)->([a-zA-Z]+)$", False),
+          ("0([a-zA-Z]+),([a-zA-Z]+)->0([a-zA-Z]+)$", True),
+          ("([a-zA-Z]{2,})0,([a-zA-Z]+)->([a-zA-Z]+)0$", False))
+
+
+def parse_equation(equation: str):
+    """``(input_spec, weight_spec, output_spec, left_elided)`` of a Keras EinsumDense
+    equation (``"ab,bc->ac"``, ``"...b,bc->...c"`` or ``"ab...,bc->ac..."``)."""
+    flat = re.sub(r"\.\.\.", "0", equation.replace(" ", ""))
+    for pattern, left in _FORMS:
+        match = re.match(pattern, flat)
+        if match:
+            return match.group(1), match.group(2), match.group(3), left
+    raise ValueError(f"EinsumDense: invalid equation {equation!r}; equations must be of the "
+                     f"form [X],[Y]->[Z], ...[X],[Y]->...[Z] or [X]...,[Y]->[Z]...")
+
+
+def einsum_shapes(name, equation, bias_axes, input_shape, output_shape):
+    """Keras' ``_analyze_einsum_string``: ``(kernel_shape, bias_shape, full_output_shape,
+    input_axes, output_axes)`` for an input of `input_shape` (batch first).
+
+    `output_shape` is the partial output shape without the batch axis (None for a dim
+    taken from the input); `bias_shape` is None when `bias_axes` is None; `input_axes` /
+    `output_axes` are the kernel axes that are fan-in / fan-out. A ShapeError names
+    `name` on any mismatch.
+    """
+    in_spec, w_spec, out_spec, left = parse_equation(equation)
+    elided = len(input_shape) - len(in_spec)
+    if elided < 0 or (elided > 0 and not ("..." in equation)):
+        raise ShapeError(f"equation {equation!r} expects an input of rank {len(in_spec)}, "
+                         f"received shape {Shape(input_shape)!r}", name)
+    out = [input_shape[0]] + list(output_shape)
+    if elided and left:
+        out[1:1] = list(input_shape[1:elided])
+    elif elided:
+        out += list(input_shape[len(input_shape) - elided:])
+    if len(out) != len(out_spec) + elided:
+        raise ShapeError(f"output_shape {tuple(output_shape)!r} does not fit equation "
+                         f"{equation!r}: expected {len(out_spec) - 1} dims (the output letters "
+                         f"after the batch axis), received {len(output_shape)}", name)
+    offset = elided if left else 0
+    in_map = {c: i + offset for i, c in enumerate(in_spec)}
+    out_map = {c: i + offset for i, c in enumerate(out_spec)}
+    for c in in_spec:                        # a shared dim comes from the input
+        if c in out_map:
+            given, known = out[out_map[c]], input_shape[in_map[c]]
+            if not is_free(given) and not is_free(known) and given != known:
+                raise ShapeError(f"input and output_shape disagree on dimension {c!r} of "
+                                 f"{equation!r}: input {known}, output_shape {given}", name)
+            out[out_map[c]] = known if not is_free(known) else given
+    for c in out_spec:
+        if c not in in_spec and c not in w_spec:
+            raise ShapeError(f"output dimension {c!r} of {equation!r} is in neither the "
+                             f"input nor the kernel", name)
+    kernel, in_axes, out_axes = [], [], []
+    for i, c in enumerate(w_spec):
+        if c in out_map:
+            kernel.append(out[out_map[c]])
+            out_axes.append(i)
+        elif c in in_map:
+            kernel.append(input_shape[in_map[c]])
+            in_axes.append(i)
+        else:
+            raise ShapeError(f"kernel dimension {c!r} of {equation!r} is in neither the "
+                             f"input nor the output", name)
+        if is_free(kernel[-1]):
+            raise ShapeError(f"kernel dimension {c!r} of {equation!r} must be known: give it "
+                             f"in output_shape or the input shape, received input "
+                             f"{Shape(input_shape)!r} and output_shape "
+                             f"{tuple(output_shape)!r}", name)
+    bias = None
+    if bias_axes is not None:
+        bad = [c for c in bias_axes if c not in out_spec]
+        if bad:
+            raise ShapeError(f"bias_axes {bias_axes!r} name {bad[0]!r}, which is not in the "
+                             f"output {out_spec!r} of {equation!r}", name)
+        first = min(out_spec.find(c) for c in bias_axes)
+        bias = [out[out_map[c]] if c in bias_axes else 1 for c in out_spec[first:]]
+        bias += [] if left else [1] * elided
+        if any(is_free(d) for d in bias):
+            raise ShapeError(f"bias_axes {bias_axes!r} name a dimension whose size is not "
+                             f"known, output shape {Shape(out)!r}", name)
+    return tuple(kernel), None if bias is None else tuple(bias), Shape(out), in_axes, out_axes
+
+
+def fan_initializer(name, identifier, input_axes, output_axes):
+    """The initializer for `identifier`; a variance-scaling one (glorot, he, lecun...)
+    given by name or config gets the kernel's fan-in / fan-out axes, as Keras does."""
+    try:
+        if isinstance(identifier, (str, dict)):
+            cls = identifier if isinstance(identifier, str) else identifier.get("class_name")
+            ctor = _initializers.ALL.get(cls)
+            if ctor is not None and "input_axes" in inspect.signature(ctor).parameters:
+                config = {} if isinstance(identifier, str) else dict(
+                    identifier.get("config") or {})
+                config.update(input_axes=list(input_axes), output_axes=list(output_axes))
+                return ctor(**config)
+        return _initializers.get(identifier)
+    except (ValueError, TypeError) as e:
+        raise ShapeError(str(e), name) from None
+
+
+def EinsumDense(equation: str, output_shape, activation=None, bias_axes=None,
+                kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
+                kernel_constraint=None, bias_constraint=None) -> Layer:
+    """A dense layer computing ``activation(einsum(equation, x, kernel) + bias)``.
+
+    Args:
+      equation: Keras' einsum form, e.g. ``"abc,cd->abd"`` or ``"...b,bc->...c"``; the
+        first operand is the input, the second the kernel.
+      output_shape: the output shape without the batch axis (an int for one dim); None
+        entries are taken from the input.
+      activation: an activation name or function, or None.
+      bias_axes: the output letters the bias spans (e.g. ``"d"``), or None for no bias.
+      kernel_initializer, bias_initializer: initializers; variance-scaling ones use
+        the kernel's fan-in / fan-out axes, as in Keras.
+      kernel_regularizer, bias_regularizer, activity_regularizer: regularizers.
+      kernel_constraint, bias_constraint: constraints.
+
+    Params: ``kernel`` and, with `bias_axes`, ``bias``, shaped as Keras builds them.
+
+    Input shape: batch first, of the rank the equation names. Output shape: the batch
+    axis, then `output_shape` (free dims filled from the input).
+    """
+    parse_equation(equation)
+    partial = (output_shape,) if isinstance(output_shape, int) else tuple(output_shape)
+    name = describe("EinsumDense", equation, partial)
+    try:
+        act = _activations.get(activation)
+        binit = _initializers.get(bias_initializer)
+    except ValueError as e:
+        raise ShapeError(str(e), name) from None
+    penalty, constrain = weight_hooks(name, kernel=(kernel_regularizer, kernel_constraint),
+                                      bias=(bias_regularizer, bias_constraint))
+    fan_initializer(name, kernel_initializer, [0], [0])    # an unknown name fails here
+
+    def init(key, input_shape):
+        shape = as_shape(input_shape)
+        if not isinstance(shape, Shape):
+            raise ShapeError(f"expected one input shape, received {input_shape!r}", name)
+        kshape, bshape, out, in_axes, out_axes = einsum_shapes(
+            name, equation, bias_axes, shape, partial)
+        kinit = fan_initializer(name, kernel_initializer, in_axes, out_axes)
+        k_kernel, k_bias = jax.random.split(key)
+        params = {"kernel": kinit(k_kernel, kshape, jnp.float32)}
+        if bshape is not None:
+            params["bias"] = binit(k_bias, bshape, jnp.float32)
+        return out, params
+
+    def apply(params, x, *, rng=None, train=False):
+        kernel, bias = cast_like(x, params["kernel"], params.get("bias"))
+        try:
+            y = jnp.einsum(equation, x, kernel)
+        except ValueError as e:
+            raise ShapeError(f"input of shape {Shape(x.shape)!r} does not fit the kernel "
+                             f"{Shape(kernel.shape)!r}: {e}", name) from None
+        if bias is not None:
+            y = y + bias.reshape((1,) * (y.ndim - bias.ndim) + bias.shape)
+        return act(y)
+
+    layer = Layer(init, apply, name=name, penalty=penalty, constrain=constrain)
+    return with_activity_regularizer(layer, activity_regularizer)
