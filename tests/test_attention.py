@@ -357,7 +357,7 @@ def test_score_attention_rules():
     with pytest.raises(ValueError, match="score_mode"):
         jl.Attention(score_mode="general")
     # the query mask passes on, as Keras' compute_mask
-    mask_fn = jl.Attention().mask_fn
+    mask_fn = jl.Attention().masking.out
     np.testing.assert_array_equal(mask_fn((q, v), (Q_IDS != 0, V_IDS != 0)), Q_IDS != 0)
 
 

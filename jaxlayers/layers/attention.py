@@ -18,7 +18,9 @@ import string
 import jax
 import jax.numpy as jnp
 
-from ..core import Layer, Shape, ShapeError, as_shape, need_rng
+from ..core import makes_mask
+from ..core import Layer, Shape, ShapeError, as_shape
+from .checks import need_rng
 from .einsum_dense import EinsumDense
 
 _LARGE_NEGATIVE = -1e9        # Keras' masked score for float32 logits
@@ -309,5 +311,5 @@ def attention_layer(name, *, projections, axes_for, scale, dropout, seed,
         return {n: constrain_one(p) for n, p in params.items()}
 
     return Layer(init, apply, name=name, penalty=penalty, constrain=constrain,
-                 takes_mask=True, mask_fn=lambda x, mask: _output_mask(x, mask))
+                 masking=makes_mask(_output_mask, takes=True))
 

@@ -14,7 +14,9 @@ import jax.numpy as jnp
 
 from .. import activations as _activations
 from .. import initializers as _initializers
-from ..core import Layer, Shape, ShapeError, as_shape, cast_like, describe, is_free, weight_hooks
+from ..core import Layer, Shape, ShapeError, as_shape, describe, is_free
+from .weights import weight_hooks
+from .checks import cast_like
 from ..regularizers import with_activity_regularizer
 
 # The three equation forms Keras accepts ("0" stands for "..." after substitution).

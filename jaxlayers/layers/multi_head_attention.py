@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 
-from ..core import Layer, Shape, ShapeError, describe, weight_hooks
+from ..core import Layer, Shape, ShapeError, describe
+from .weights import weight_hooks
 from .attention import attention_layer, normalize_axes, projection_equation
 
 

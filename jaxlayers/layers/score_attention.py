@@ -5,7 +5,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ..core import Layer, Shape, ShapeError, as_shape, describe, need_rng
+from ..core import makes_mask
+from ..core import Layer, Shape, ShapeError, as_shape, describe
+from .checks import need_rng
 from .attention import causal_mask
 
 
@@ -79,7 +81,7 @@ def _score_attention(kind, name, make_params, scores_fn, dropout, use_causal_mas
     def mask_fn(x, mask):
         return None if mask is None or hasattr(mask, "shape") else mask[0]
 
-    return Layer(init, apply, name=name, takes_mask=True, mask_fn=mask_fn)
+    return Layer(init, apply, name=name, masking=makes_mask(mask_fn, takes=True))
 
 
 def Attention(use_scale=False, score_mode="dot", dropout=0.0, seed=None,
