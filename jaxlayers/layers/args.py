@@ -18,7 +18,8 @@ import numbers
 from ..regularizers import with_activity_regularizer
 
 __all__ = ["ArgumentTypeError", "keras_layer", "layer_name", "boolean", "number",
-           "positive_int", "non_negative_int", "fraction", "one_of", "int_or_ints"]
+           "positive_int", "non_negative_int", "fraction", "one_of", "int_or_ints",
+           "refuse_unless_default", "refuse_lora"]
 
 
 class ArgumentTypeError(TypeError, ValueError):
@@ -104,6 +105,21 @@ def layer_name(layer: str, value):
     return value
 
 
+def refuse_unless_default(layer: str, arg: str, value, default, reason: str) -> None:
+    """A ValueError for a Keras argument given other than its `default`, with the reason."""
+    if value is not default and value != default:
+        raise ValueError(f"{layer}: {arg}={value!r} is not supported ({reason}); leave it at "
+                         f"{default!r}")
+
+
+def refuse_lora(layer: str, lora_rank, lora_alpha, quantization_config) -> None:
+    """Refuse Keras' LoRA / quantization arguments away from their default None."""
+    reason = "LoRA and quantization are not implemented; fine-tune with jl.freeze"
+    refuse_unless_default(layer, "lora_rank", lora_rank, None, reason)
+    refuse_unless_default(layer, "lora_alpha", lora_alpha, None, reason)
+    refuse_unless_default(layer, "quantization_config", quantization_config, None, reason)
+
+
 # --------------------------------------------------------------------------- base arguments
 
 
@@ -131,13 +147,33 @@ def _base_arguments(kind: str, trainable, dtype, autocast) -> None:
     boolean(kind, "autocast", autocast)   # with float32 params Keras' autocast changes nothing
 
 
-_BASE_DOC = """
-    Keras' base-layer keywords are accepted too: `name` (this layer's unique name, its key
-    in a functional Model's params, as `jl.named` sets), `activity_regularizer` (makes the
-    layer stateful, as Keras adds the penalty), `trainable` (True only: freeze params in the
-    optimizer), `dtype` (None / "float32" only: layers compute in the input's dtype) and
-    `autocast` (no effect with float32 params).
-    """
+_BASE_DOCS = {
+    "name": "a unique name, the layer's key in a functional Model's params, or None.",
+    "activity_regularizer": "a regularizer of the output, or None; makes the layer stateful.",
+    "trainable": "True only (freeze params in the optimizer: `jl.freeze`).",
+    "dtype": "None or 'float32' only (layers compute in their input's dtype).",
+    "autocast": "a bool, accepted (no effect with float32 params).",
+}
+
+
+def _with_base_docs(doc: str, names) -> str:
+    """`doc` with one ``Args:`` entry per base keyword in `names`, at the end of its ``Args:``
+    section (a new section before ``Input shape`` when it has none)."""
+    lines = (doc or "").rstrip().split("\n")
+    starts = [i for i, line in enumerate(lines) if line.strip() == "Args:"]
+    if starts:
+        indent = lines[starts[0]][:len(lines[starts[0]]) - len(lines[starts[0]].lstrip())]
+        end = next((i for i in range(starts[0] + 1, len(lines)) if not lines[i].strip()),
+                   len(lines))
+        head, tail = lines[:end], lines[end:]
+    else:
+        at = next((i for i, line in enumerate(lines) if line.strip().startswith("Input shape")),
+                  len(lines))
+        indent = "    "
+        head, tail = lines[:at] + [indent + "Args:"], [""] + lines[at:]
+    entries = [f"{indent}  {n}: {_BASE_DOCS[n]}" for n in names]
+    return "\n".join(head + entries + tail) + "\n"
+
 
 _BASE_DEFAULTS = {"name": None, "activity_regularizer": None, "trainable": True,
                   "dtype": None, "autocast": True}
@@ -175,5 +211,5 @@ def keras_layer(constructor):
         return dataclasses.replace(layer, label=label) if label else layer
 
     build.__signature__ = signature.replace(parameters=params)
-    build.__doc__ = (constructor.__doc__ or "").rstrip() + "\n" + _BASE_DOC
+    build.__doc__ = _with_base_docs(constructor.__doc__, [p.name for p in added])
     return build

@@ -14,7 +14,7 @@ from ..core import (Layer, Shape, ShapeError, as_shape, bias_add, cast_like, che
                     noise_shape_for, weight_hooks)
 from ..regularizers import with_activity_regularizer
 from .args import (ArgumentTypeError, boolean, fraction, keras_layer, non_negative_int,
-                   positive_int)
+                   positive_int, refuse_lora, refuse_unless_default)
 
 __all__ = ["InputLayer", "Dense", "Activation", "Identity", "Flatten", "Reshape", "Permute",
            "RepeatVector", "Lambda", "Dropout"]
@@ -32,13 +32,6 @@ def _initializer(name, init):
         return _initializers.get(init)
     except ValueError as e:
         raise ShapeError(str(e), name) from None
-
-
-def _refuse(kind, arg, value, default, reason):
-    """A ValueError for a Keras argument given other than its `default`, with the reason."""
-    if value is not default and value != default:
-        raise ValueError(f"{kind}: {arg}={value!r} is not supported ({reason}); leave it at "
-                         f"{default!r}")
 
 
 @keras_layer
@@ -70,8 +63,8 @@ def InputLayer(shape=None, batch_size=None, dtype=None, sparse=None, ragged=None
                                ("optional", optional, "every input of a pure function is given")):
         if value is not None:
             boolean("InputLayer", arg, value)
-            _refuse("InputLayer", arg, value, False, reason)
-    _refuse("InputLayer", "input_tensor", input_tensor, None,
+            refuse_unless_default("InputLayer", arg, value, False, reason)
+    refuse_unless_default("InputLayer", "input_tensor", input_tensor, None,
             "use jl.Input for a symbolic input tensor")
     shape = shape if shape is not None else input_shape
     if batch_shape is not None:
@@ -138,7 +131,7 @@ def Dense(units: int, activation=None, use_bias: bool = True,
     """
     units = positive_int("Dense", "units", units)
     use_bias = boolean("Dense", "use_bias", use_bias)
-    _refuse_lora("Dense", lora_rank, lora_alpha, quantization_config)
+    refuse_lora("Dense", lora_rank, lora_alpha, quantization_config)
     name = describe("Dense", units, **({"activation": activation} if activation else {}))
     act = _activation(name, activation)
     kinit = _initializer(name, kernel_initializer)
@@ -174,14 +167,6 @@ def Dense(units: int, activation=None, use_bias: bool = True,
     return with_activity_regularizer(layer, activity_regularizer)
 
 
-def _refuse_lora(kind, lora_rank, lora_alpha, quantization_config):
-    """Refuse Keras' LoRA / quantization arguments away from their default None."""
-    reason = "LoRA and quantization are not implemented; fine-tune with jl.freeze"
-    _refuse(kind, "lora_rank", lora_rank, None, reason)
-    _refuse(kind, "lora_alpha", lora_alpha, None, reason)
-    _refuse(kind, "quantization_config", quantization_config, None, reason)
-
-
 @keras_layer
 def Activation(activation) -> Layer:
     """Apply an activation function elementwise.
@@ -208,9 +193,6 @@ def Activation(activation) -> Layer:
 @keras_layer
 def Identity() -> Layer:
     """Return the input unchanged.
-
-    Args:
-      (none but Keras' base-layer keywords below.)
 
     Input shape: any. Output shape: the same.
     """
