@@ -50,8 +50,9 @@ from .io import Checkpoint, CheckpointError, from_keras, load, save
 from . import constraints, regularizers
 from .constraints import constrain_updates
 from .layers.activation import ELU, LeakyReLU, PReLU, ReLU, Softmax
-from .layers.normalization import (BatchNormalization, GroupNormalization, LayerNormalization,
-                                   RMSNormalization, UnitNormalization)
+from .layers.batchnorm import BatchNormalization
+from .layers.normalization import (GroupNormalization, LayerNormalization, RMSNormalization,
+                                   UnitNormalization)
 from .layers.regularization import (ActivityRegularization, AlphaDropout, GaussianDropout,
                                     GaussianNoise, SpatialDropout1D, SpatialDropout2D,
                                     SpatialDropout3D)
