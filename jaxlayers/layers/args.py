@@ -107,9 +107,10 @@ def layer_name(layer: str, value):
 
 def refuse_unless_default(layer: str, arg: str, value, default, reason: str) -> None:
     """A ValueError for a Keras argument given other than its `default`, with the reason."""
-    if value is not default and value != default:
-        raise ValueError(f"{layer}: {arg}={value!r} is not supported ({reason}); leave it at "
-                         f"{default!r}")
+    if value is default or (not hasattr(value, "shape") and value == default):
+        return
+    raise ValueError(f"{layer}: {arg}={value!r} is not supported ({reason}); leave it at "
+                     f"{default!r}")
 
 
 def refuse_lora(layer: str, lora_rank, lora_alpha, quantization_config) -> None:
