@@ -8,7 +8,8 @@ The functions are written to stay finite, in value and in gradient, for large po
 inputs wherever the mathematical function is finite (``softplus``, ``log_sigmoid``, ``mish``, ``elu``,
 ``selu``, ``softmax``, ...).
 
-``get(identifier)`` resolves a name, a callable or ``None`` (``linear``) to a function; ``ALL`` maps
+``get(identifier)`` resolves a name, a callable, a parameter-free layer or ``None`` (``linear``) to a
+function; ``ALL`` maps
 every name (including the aliases ``swish`` and ``hard_swish``) to its function; ``names()`` lists them.
 
 One deliberate difference from Keras 3.15: ``sparsemax`` computes the true Euclidean projection onto the
@@ -26,6 +27,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 from jax.scipy.special import erfc as _erfc
+
+from .core import Layer
 
 __all__ = [
     "celu", "elu", "exponential", "gelu", "glu", "hard_shrink", "hard_sigmoid", "hard_silu",
@@ -162,9 +165,15 @@ swish = silu
 
 
 def hard_silu(x):
-    """Hard SiLU / hard swish: ``x * relu6(x + 3) / 6``."""
+    """Hard SiLU / hard swish: ``x * relu6(x + 3) / 6``.
+
+    Written piecewise (0 below -3, ``x`` above 3) so the value and the gradient stay finite at
+    +-inf, where the product form gives ``inf * 0``.
+    """
     x = _inexact(x)
-    return x * hard_sigmoid(x)
+    middle = jnp.clip(x, -3.0, 3.0)
+    curve = middle * (middle + 3.0) / 6.0
+    return jnp.where(x >= 3.0, x, jnp.where(x <= -3.0, jnp.zeros_like(x), curve))
 
 
 hard_swish = hard_silu
@@ -328,6 +337,25 @@ ALL = MappingProxyType({
 """Read-only mapping from every activation name (aliases ``swish``, ``hard_swish`` included) to its function."""
 
 
+def _layer_function(layer):
+    """``x -> layer.apply(params, x)`` for a parameter-free layer (a ValueError names one that
+    is stateful or, when first traced, one whose init makes weights)."""
+    if layer.stateful:
+        raise ValueError(f"activation: {layer.name} is stateful; an activation must be a "
+                         f"parameter-free, stateless layer (put it after this layer instead)")
+
+    def activation(x):
+        x = _inexact(x)
+        _, params = layer.init(jax.random.key(0), x.shape)
+        if jax.tree_util.tree_leaves(params):
+            raise ValueError(f"activation: {layer.name} has weights; an activation must be a "
+                             f"parameter-free layer (put it after this layer instead)")
+        return layer.apply(params, x)
+
+    activation.__name__ = layer.name
+    return activation
+
+
 def names():
     """Returns the sorted tuple of every name ``get`` accepts."""
     return tuple(sorted(ALL))
@@ -337,11 +365,14 @@ def get(identifier):
     """Returns the activation function for ``identifier``.
 
     ``None`` gives ``linear``; a callable is returned unchanged; a string is looked up by name
-    (Keras' names, e.g. ``"relu"``, ``"swish"``). An unknown name, or anything else, raises
-    ``ValueError`` naming the valid choices.
+    (Keras' names, e.g. ``"relu"``, ``"swish"``); a parameter-free layer (``jaxlayers.LeakyReLU(
+    0.1)``, as Keras 3 accepts) becomes the function ``x -> layer.apply((), x)``. An unknown name,
+    or anything else, raises ``ValueError`` naming the valid choices.
     """
     if identifier is None:
         return linear
+    if isinstance(identifier, Layer):
+        return _layer_function(identifier)
     if isinstance(identifier, str):
         try:
             return ALL[identifier]

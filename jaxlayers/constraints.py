@@ -9,6 +9,10 @@ import dataclasses
 import jax.numpy as jnp
 
 from .lookup import get_by_name
+from .layers.args import fraction, int_or_ints, number
+
+__all__ = ["MaxNorm", "MinMaxNorm", "UnitNorm", "NonNeg", "max_norm", "min_max_norm",
+           "unit_norm", "non_neg", "get", "constrain_updates"]
 
 _EPSILON = 1e-7
 
@@ -23,6 +27,10 @@ class MaxNorm:
     max_value: float = 2.0
     axis: int | tuple = 0
 
+    def __post_init__(self):
+        number("MaxNorm", "max_value", self.max_value, minimum=0)
+        int_or_ints("MaxNorm", "axis", self.axis)
+
     def __call__(self, w):
         norms = _norms(w, self.axis)
         return w * (jnp.clip(norms, 0, self.max_value) / (_EPSILON + norms))
@@ -36,6 +44,12 @@ class MinMaxNorm:
     rate: float = 1.0
     axis: int | tuple = 0
 
+    def __post_init__(self):
+        low = number("MinMaxNorm", "min_value", self.min_value, minimum=0)
+        number("MinMaxNorm", "max_value", self.max_value, minimum=low)
+        fraction("MinMaxNorm", "rate", self.rate)
+        int_or_ints("MinMaxNorm", "axis", self.axis)
+
     def __call__(self, w):
         norms = _norms(w, self.axis)
         desired = self.rate * jnp.clip(norms, self.min_value, self.max_value) + (
@@ -47,6 +61,9 @@ class MinMaxNorm:
 class UnitNorm:
     """Scale weights to unit norm over `axis`."""
     axis: int | tuple = 0
+
+    def __post_init__(self):
+        int_or_ints("UnitNorm", "axis", self.axis)
 
     def __call__(self, w):
         return w / (_EPSILON + _norms(w, self.axis))

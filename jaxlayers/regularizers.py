@@ -9,6 +9,9 @@ import jax.numpy as jnp
 
 from .lookup import get_by_name
 
+__all__ = ["L1", "L2", "L1L2", "OrthogonalRegularizer", "l1", "l2", "l1_l2",
+           "orthogonal_regularizer", "get", "with_activity_regularizer", "activity_loss"]
+
 
 def _check_factor(who, name, value):
     """Keras' rule: a factor is a finite non-negative float (ValueError naming `who`)."""

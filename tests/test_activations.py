@@ -370,3 +370,12 @@ def test_get_unknown_name_lists_valid_names():
         assert name in str(e.value)
     with pytest.raises(ValueError, match="relu"):
         A.get(3)
+
+
+@pytest.mark.parametrize("fn", [A.hard_silu, A.hard_swish])
+def test_hard_silu_value_and_gradient_are_finite_at_infinities(fn):
+    x = jnp.array([-jnp.inf, -4.0, -3.0, -1.0, 0.0, 2.0, 3.0, 5.0, jnp.inf])
+    np.testing.assert_allclose(fn(x), [0, 0, 0, -1 / 3, 0, 5 / 3, 3, 5, jnp.inf])
+    grads = jax.vmap(jax.grad(fn))(x)
+    assert np.all(np.isfinite(grads))
+    np.testing.assert_allclose(np.asarray(grads)[[0, 1, 3, 4, 7, 8]], [0, 0, 1 / 6, 0.5, 1, 1])

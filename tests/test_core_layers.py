@@ -160,3 +160,43 @@ def test_lambda_shape_inference_and_arguments():
     assert jl.Lambda(lambda x: x[:, :2]).init(KEY, (None, None, 3))[0] == (None, 2, 3)
     assert jl.Lambda(jnp.sum, output_shape=()).init(KEY, (None, 4))[0] == (None,)
     assert jl.Lambda(lambda x: x, output_shape=lambda s: s).init(KEY, (None, 4))[0] == (None, 4)
+
+
+def test_activation_accepts_a_parameter_free_layer_as_keras_3():
+    x = np.linspace(-2, 2, 12, dtype=np.float32).reshape(3, 4)
+    layer = jl.Dense(4, activation=jl.LeakyReLU(0.1))
+    _, params = layer.init(jax.random.key(0), (None, 4))
+    z = x @ np.asarray(params["kernel"])
+    np.testing.assert_allclose(layer.apply(params, x), np.where(z >= 0, z, 0.1 * z), atol=1e-6)
+    act = jl.Activation(jl.Softmax())
+    np.testing.assert_allclose(act.apply((), x), jax.nn.softmax(x), atol=1e-6)
+    with pytest.raises(ValueError, match=r"activation: PReLU\(\) has weights"):
+        jl.Dense(4, activation=jl.PReLU()).apply(params, x)
+    with pytest.raises(jl.ShapeError, match=r"Dense.*BatchNormalization.*stateful"):
+        jl.Dense(4, activation=jl.BatchNormalization())
+
+
+def test_lambda_mask_matches_keras():
+    # Keras' Lambda(mask=callable) computes the mask the next layer sees.
+    import keras
+    x = np.array([[[1., 2.], [0., 5.], [3., 1.]], [[0., 1.], [2., 2.], [0., 3.]]], np.float32)
+    fn = lambda inputs, previous: inputs[..., 0] != 0                       # noqa: E731
+    model = jl.serial(jl.Lambda(lambda v: v * 2, mask=fn), jl.GlobalAveragePooling1D())
+    _, params = model.init(jax.random.key(0), (None, 3, 2))
+    k_in = keras.Input((3, 2))
+    k_out = keras.layers.GlobalAveragePooling1D()(keras.layers.Lambda(
+        lambda v: v * 2, mask=lambda inputs, previous: keras.ops.not_equal(inputs[..., 0], 0))(
+        k_in))
+    np.testing.assert_allclose(model.apply(params, x), keras.Model(k_in, k_out)(x), atol=1e-6)
+    fixed = jl.serial(jl.Lambda(lambda v: v, mask=np.array([[1, 1, 0], [1, 0, 0]], bool)),
+                      jl.GlobalAveragePooling1D())
+    np.testing.assert_allclose(fixed.apply(fixed.init(jax.random.key(0), (None, 3, 2))[1], x),
+                               [[0.5, 3.5], [0., 1.]], atol=1e-6)
+
+
+def test_input_layer_takes_keras_batch_shape_and_dtype():
+    layer = jl.InputLayer(batch_shape=(4, 3), dtype="int32")
+    assert layer.init(jax.random.key(0), None)[0] == (4, 3)
+    assert layer.apply((), np.ones((4, 3), np.float32)).dtype == jnp.int32
+    with pytest.raises(ValueError, match="InputLayer: input_tensor=.*jl.Input"):
+        jl.InputLayer((3,), input_tensor=np.ones(3))

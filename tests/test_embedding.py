@@ -127,3 +127,14 @@ def test_shape_errors():
     layer = jl.Masking()
     with pytest.raises(jl.ShapeError, match=r"Masking\(\).*\(batch, time, features\)"):
         layer.apply((), np.ones((3,), np.float32))
+
+
+def test_embedding_weights_argument_sets_the_initial_table():
+    table = np.arange(12, dtype=np.float32).reshape(4, 3)
+    layer = jl.Embedding(4, 3, weights=[table])
+    _, params = layer.init(jax.random.key(0), (None, 2))
+    np.testing.assert_array_equal(params["embeddings"], table)
+    np.testing.assert_array_equal(layer.apply(params, np.array([[3, 1]])), table[[[3, 1]]])
+    with pytest.raises(ValueError, match=r"Embedding: weights must have shape \(4, 2\), "
+                                         r"received \(4, 3\)"):
+        jl.Embedding(4, 2, weights=table)

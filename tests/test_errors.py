@@ -107,3 +107,34 @@ def test_wrong_rank_for_fixed_rank_layers():
 def test_layer_is_not_called_on_arrays():
     with pytest.raises(TypeError, match="Dense"):
         jl.Dense(2)(jnp.ones((1, 2)))
+
+
+@pytest.mark.parametrize("build,error,message", [
+    (lambda: jl.Dropout("0.5"), TypeError, r"Dropout: rate must be a number in \[0, 1\], "
+                                           r"received '0.5'"),
+    (lambda: jl.Dropout(1.5), ValueError, r"Dropout: rate must be a number in \[0, 1\], "
+                                          r"received 1.5"),
+    (lambda: jl.ELU(alpha="a"), TypeError, r"ELU: alpha must be a number, received 'a'"),
+    (lambda: jl.Dense(True), TypeError, r"Dense: units must be a positive int, received True"),
+    (lambda: jl.Dense(3, use_bias="yes"), TypeError, r"Dense: use_bias must be True or False"),
+    (lambda: jl.constraints.MaxNorm(-1), ValueError,
+     r"MaxNorm: max_value must be a number in \[0, inf\), received -1"),
+    (lambda: jl.constraints.UnitNorm(axis="0"), TypeError, r"UnitNorm: axis must be an int"),
+    (lambda: jl.AlphaDropout(1.0), ValueError,
+     r"AlphaDropout: rate must be a number in \[0, 1\), received 1.0"),
+    (lambda: jl.GaussianNoise(0.1, seed="s"), TypeError, r"GaussianNoise: seed must be a "
+                                                          r"non-negative int"),
+    (lambda: jl.Dropout(0.5, noise_shape=(None, 0)), TypeError, r"Dropout: noise_shape"),
+    (lambda: jl.RepeatVector(2.0), TypeError, r"RepeatVector: n must be a positive int"),
+    (lambda: jl.Reshape("23"), TypeError, r"Reshape: target_shape must be a tuple of ints"),
+    (lambda: jl.Dot(1, normalize=1), TypeError, r"Dot: normalize must be True or False"),
+    (lambda: jl.GlobalMaxPooling1D(keepdims=1), TypeError, r"GlobalMaxPooling1D: keepdims"),
+    (lambda: jl.LayerNormalization(epsilon=0), ValueError, r"LayerNormalization: epsilon"),
+    (lambda: jl.Masking("x"), TypeError, r"Masking: mask_value must be a number"),
+    (lambda: jl.Dense(2, lora_rank=4), ValueError, r"Dense: lora_rank=4 is not supported"),
+    (lambda: jl.InputLayer((3,), sparse=True), ValueError, r"InputLayer: sparse=True is not"),
+])
+def test_construction_types_fail_at_construction_naming_layer_and_argument(build, error,
+                                                                          message):
+    with pytest.raises(error, match=message):
+        build()

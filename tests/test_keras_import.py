@@ -103,10 +103,6 @@ def test_unsupported_layers_ops_and_arguments_are_named():
     km3 = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, activation=doubled)])
     with pytest.raises(jl.io.KerasImportError, match="custom activation"):
         jl.from_keras(km3)
-    km4 = keras.Sequential([keras.Input((3,)), keras.layers.BatchNormalization(renorm=True)])
-    with pytest.raises(jl.io.KerasImportError,
-                       match="BatchNormalization 'batch_normalization.*renorm=True has no"):
-        jl.from_keras(km4)
     km5 = keras.Sequential([keras.Input((4, 3)), keras.layers.Conv1D(
         2, 2, kernel_regularizer=keras.regularizers.L1(0.1), kernel_constraint="non_neg",
         kernel_initializer="zeros")])

@@ -91,6 +91,59 @@ def test_batchnorm_moving_stats_after_1_and_10_calls_match_keras(axis, shape, on
                                keras_call(theirs, x, training=False), atol=1e-5)
 
 
+@pytest.mark.parametrize("clipping,scale", [(None, True), ({"rmin": 0.8, "rmax": 1.2, "dmax": 0.3}, True),
+                                             ({"rmax": 1.5}, False)])
+def test_batchnorm_renorm_matches_keras_over_steps(clipping, scale):
+    # Batch renormalization: corrected outputs, the five statistics and the gradient (no
+    # gradient through r and d) equal Keras' after several training steps.
+    shape = (6, 3)
+    kw = dict(momentum=0.8, renorm=True, renorm_clipping=clipping, renorm_momentum=0.7,
+              scale=scale)
+    ours = jl.BatchNormalization(**kw)
+    _, params, state = ours.init(KEY, (None, 3))
+    assert set(state) == {"moving_mean", "moving_variance", "moving_stddev", "renorm_mean",
+                          "renorm_stddev"}
+    theirs = keras.layers.BatchNormalization(**kw)
+    theirs.build(shape)
+    params = {k: jnp.asarray(v) for k, v in zip(
+        (["gamma"] if scale else []) + ["beta"], theirs.get_weights())}
+    for i in range(4):
+        x = rand(20 + i, shape) * (1 + i) + i
+        y, state = ours.apply(params, state, x, train=True)
+        np.testing.assert_allclose(y, keras_call(theirs, x, training=True), atol=1e-5)
+    for k in state:
+        np.testing.assert_allclose(state[k], np.asarray(getattr(theirs, k)), atol=1e-5, err_msg=k)
+    np.testing.assert_allclose(ours.apply(params, state, x)[0],
+                               keras_call(theirs, x, training=False), atol=1e-5)
+    xv = jnp.asarray(rand(40, shape))
+    grad = jax.grad(lambda x: jnp.sum(ours.apply(params, state, x, train=True)[0] ** 3))(xv)
+    xk = keras.Variable(np.asarray(xv))
+    with jax.numpy_rank_promotion("allow"):
+        ref = jax.grad(lambda v: jnp.sum(theirs.stateless_call(
+            [w.value for w in theirs.trainable_weights],
+            [w.value for w in theirs.non_trainable_weights], v, training=True)[0] ** 3))(xk.value)
+    np.testing.assert_allclose(grad, ref, atol=1e-4)
+
+
+def test_batchnorm_renorm_and_synchronized_arguments_are_checked():
+    with pytest.raises(ValueError, match=r"BatchNormalization: renorm_clipping takes the keys "
+                                         r"rmin, rmax, dmax, received \['r_max'\]"):
+        jl.BatchNormalization(renorm=True, renorm_clipping={"r_max": 2.0})
+    with pytest.raises(ValueError, match="rmax >= rmin"):
+        jl.BatchNormalization(renorm=True, renorm_clipping={"rmin": 2.0, "rmax": 1.0})
+    with pytest.raises(ValueError, match="dmax >= 0"):
+        jl.BatchNormalization(renorm=True, renorm_clipping={"dmax": -1})
+    with pytest.raises(ValueError, match=r"renorm_momentum must be a number in \[0, 1\]"):
+        jl.BatchNormalization(renorm=True, renorm_momentum=1.5)
+    with pytest.raises(TypeError, match="BatchNormalization: synchronized must be True or False"):
+        jl.BatchNormalization(synchronized="yes")
+    x = rand(1, (4, 3))
+    a, b = jl.BatchNormalization(), jl.BatchNormalization(synchronized=True)
+    _, p, s = a.init(KEY, (None, 3))
+    np.testing.assert_array_equal(a.apply(p, s, x, train=True)[0],
+                                  b.apply(p, s, x, train=True)[0])
+
+
 def test_batchnorm_list_of_axes_matches_numpy():
     # Keras 3 takes one int axis; a list keeps statistics per (axis1, axis2) position.
     layer = jl.BatchNormalization(axis=[1, 3], momentum=0.8)

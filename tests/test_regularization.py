@@ -126,7 +126,7 @@ def test_constructor_and_shape_errors():
             jl.AlphaDropout(bad)
     with pytest.raises(ValueError, match="GaussianNoise.*stddev"):
         jl.GaussianNoise(2.0)
-    with pytest.raises(ValueError, match="GaussianDropout.*< 1"):
+    with pytest.raises(ValueError, match=r"GaussianDropout: rate must be a number in \[0, 1\), received 1"):
         jl.GaussianDropout(1.0)
     with pytest.raises(ValueError, match="SpatialDropout2D.*data_format"):
         jl.SpatialDropout2D(0.1, data_format="NHWC")

@@ -97,10 +97,9 @@ def _constraint(obj, where):
 # Keras config keys that carry no meaning for a pure layer (names and dtypes are the
 # caller's; `synchronized` BatchNormalization equals the plain one on one device, and
 # renorm_* only matter with renorm=True, refused below).
-_IGNORED = {"name", "trainable", "dtype", "synchronized", "renorm_momentum",
-            "renorm_clipping"}
+_IGNORED = {"name", "trainable", "dtype"}
 # Keras config keys jaxlayers has no argument for, accepted only at these values.
-_MUST_BE = {"renorm": False, "quantization_config": None, "lora_rank": None,
+_MUST_BE = {"quantization_config": None, "lora_rank": None,
             "lora_alpha": None, "zero_output_for_mask": False}
 
 
@@ -308,7 +307,8 @@ _GENERIC = [
 CONVERTERS = {
     "InputLayer": _no_params(lambda kl: L.InputLayer(tuple(kl.batch_shape[1:]))),
     **{ctor.__name__: generic(ctor) for ctor in _GENERIC},
-    "BatchNormalization": generic(N.BatchNormalization, ("moving_mean", "moving_variance")),
+    "BatchNormalization": generic(N.BatchNormalization, (
+        "moving_mean", "moving_variance", "moving_stddev", "renorm_mean", "renorm_stddev")),
     **{name: _recurrent(ctor) for name, ctor in _RECURRENT.items() if name != "RNN"},
     "RNN": _rnn,
     "Bidirectional": _bidirectional,

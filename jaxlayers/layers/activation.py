@@ -10,6 +10,9 @@ from ..core import PASS, consumes_mask
 from ..core import Layer, Shape, ShapeError, as_shape, describe, is_free
 from .checks import check_rank
 from .weights import weight_hooks
+from .args import int_or_ints, keras_layer, number
+
+__all__ = ["ReLU", "LeakyReLU", "ELU", "Softmax", "PReLU"]
 
 
 def _elementwise(name, fn):
@@ -22,22 +25,22 @@ def _elementwise(name, fn):
     return Layer(init, apply, name=name, masking=PASS)
 
 
-def _non_negative(layer, what, value, allow_none=False):
-    if value is None and allow_none:
-        return
-    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise ValueError(f"{layer}: {what} must be a non-negative number, got {value!r}")
-
-
+@keras_layer
 def ReLU(max_value=None, negative_slope: float = 0.0, threshold: float = 0.0) -> Layer:
     """Keras' generalised ReLU: ``x`` where ``x > threshold``, clipped at `max_value`, and
     ``negative_slope * (x - threshold)`` below the threshold.
 
+    Args:
+      max_value: the largest output, a non-negative number, or None (no clip).
+      negative_slope: the slope below the threshold, a non-negative number.
+      threshold: the value below which the slope applies, a non-negative number.
+
     Input shape: any. Output shape: the same.
     """
-    _non_negative("ReLU", "max_value", max_value, allow_none=True)
-    _non_negative("ReLU", "negative_slope", negative_slope)
-    _non_negative("ReLU", "threshold", threshold)
+    if max_value is not None:
+        number("ReLU", "max_value", max_value, minimum=0)
+    number("ReLU", "negative_slope", negative_slope, minimum=0)
+    number("ReLU", "threshold", threshold, minimum=0)
     name = describe("ReLU", **({"max_value": max_value} if max_value is not None else {}),
                     **({"negative_slope": negative_slope} if negative_slope else {}),
                     **({"threshold": threshold} if threshold else {}))
@@ -45,37 +48,48 @@ def ReLU(max_value=None, negative_slope: float = 0.0, threshold: float = 0.0) ->
                                                   max_value=max_value, threshold=threshold))
 
 
+@keras_layer
 def LeakyReLU(negative_slope: float = 0.3) -> Layer:
-    """``x`` where ``x >= 0``, ``negative_slope * x`` elsewhere (the layer's default slope is
-    0.3, the `leaky_relu` function's 0.2, as in Keras).
+    """``x`` where ``x >= 0``, ``negative_slope * x`` elsewhere.
+
+    Args:
+      negative_slope: the slope for negative inputs, a non-negative number (the layer's
+        default is 0.3, the `leaky_relu` function's 0.2, as in Keras).
 
     Input shape: any. Output shape: the same.
     """
-    _non_negative("LeakyReLU", "negative_slope", negative_slope)
+    number("LeakyReLU", "negative_slope", negative_slope, minimum=0)
     name = describe("LeakyReLU", **({"negative_slope": negative_slope}
                                     if negative_slope != 0.3 else {}))
     return _elementwise(name, lambda x: _act.leaky_relu(x, negative_slope=negative_slope))
 
 
+@keras_layer
 def ELU(alpha: float = 1.0) -> Layer:
     """``x`` where ``x > 0``, ``alpha * (exp(x) - 1)`` elsewhere.
 
+    Args:
+      alpha: the scale of the negative part, a number.
+
     Input shape: any. Output shape: the same.
     """
+    number("ELU", "alpha", alpha)
     name = describe("ELU", **({"alpha": alpha} if alpha != 1.0 else {}))
     return _elementwise(name, lambda x: _act.elu(x, alpha=alpha))
 
 
+@keras_layer
 def Softmax(axis=-1) -> Layer:
-    """Softmax along `axis` (an int or a tuple/list of ints, normalizing over all of them).
+    """Softmax along `axis`.
+
+    Args:
+      axis: an int, or a tuple / list of ints (normalizing over all of them).
 
     Input shape: any with the axis present. Output shape: the same.
     """
+    axes = int_or_ints("Softmax", "axis", axis)
     if isinstance(axis, list):
         axis = tuple(axis)
-    axes = axis if isinstance(axis, tuple) else (axis,)
-    if not axes or not all(isinstance(a, int) and not isinstance(a, bool) for a in axes):
-        raise ValueError(f"Softmax: axis must be an int or a tuple of ints, got {axis!r}")
     name = describe("Softmax", **({"axis": axis} if axis != -1 else {}))
 
     def check(rank, shape):
@@ -117,26 +131,24 @@ def _softmax_mask(name, mask, x):
     return jnp.broadcast_to(mask.reshape((1,) * (x.ndim - mask.ndim) + mask.shape), x.shape)
 
 
+@keras_layer
 def PReLU(alpha_initializer="zeros", alpha_regularizer=None, alpha_constraint=None,
           shared_axes=None) -> Layer:
     """Parametric ReLU: ``max(x, 0) - alpha * max(-x, 0)`` with a learned ``alpha``.
 
-    Params: ``alpha`` shaped ``input_shape[1:]`` with each axis in `shared_axes` (1-based,
-    the batch axis being 0, as Keras counts) set to 1, so one slope is shared along it
-    (``shared_axes=[1, 2]`` gives one slope per channel of an image). Every non-shared axis
-    must have a known size at init.
+    Params: ``alpha`` shaped ``input_shape[1:]`` with each axis in `shared_axes` set to 1.
+
+    Args:
+      alpha_initializer: the initializer of ``alpha`` (a name or a callable).
+      alpha_regularizer: a weight regularizer (feeds ``layer.penalty(params)``).
+      alpha_constraint: a constraint applied by ``layer.constrain(params)``.
+      shared_axes: None, an int or a list of axes (1-based, the batch axis being 0, as
+        Keras counts) along which one slope is shared (``[1, 2]`` gives one slope per
+        channel of an image). Every non-shared axis must have a known size at init.
 
     Input shape: any rank >= 2. Output shape: the same.
     """
-    if shared_axes is None:
-        shared = ()
-    elif isinstance(shared_axes, int) and not isinstance(shared_axes, bool):
-        shared = (shared_axes,)
-    else:
-        shared = tuple(shared_axes)
-    if not all(isinstance(a, int) and not isinstance(a, bool) for a in shared):
-        raise ValueError(f"PReLU: shared_axes must be an int or a list of ints, got "
-                         f"{shared_axes!r}")
+    shared = () if shared_axes is None else int_or_ints("PReLU", "shared_axes", shared_axes)
     name = describe("PReLU", **({"shared_axes": list(shared)} if shared else {}))
     try:
         ainit = _initializers.get(alpha_initializer)

@@ -10,10 +10,15 @@ import jax.numpy as jnp
 from .. import activations as _activations
 from .. import initializers as _initializers
 from .weights import weight_hooks
-from ..core import PASS
+from ..core import PASS, makes_mask
 from ..core import Layer, Shape, ShapeError, as_shape, describe, infer_shape, is_free
 from .checks import bias_add, cast_like, check_input, check_rank, need_rng, noise_shape_for
 from ..regularizers import with_activity_regularizer
+from .args import (ArgumentTypeError, boolean, fraction, keras_layer, non_negative_int,
+                   positive_int, refuse_lora, refuse_unless_default)
+
+__all__ = ["InputLayer", "Dense", "Activation", "Identity", "Flatten", "Reshape", "Permute",
+           "RepeatVector", "Lambda", "Dropout"]
 
 
 def _activation(name, activation):
@@ -30,21 +35,57 @@ def _initializer(name, init):
         raise ShapeError(str(e), name) from None
 
 
-def InputLayer(shape=None, batch_size=None, *, input_shape=None) -> Layer:
+@keras_layer
+def InputLayer(shape=None, batch_size=None, dtype=None, sparse=None, ragged=None,
+               batch_shape=None, input_tensor=None, optional=False, *,
+               input_shape=None) -> Layer:
     """Declare the input shape (without the batch dimension), as Keras' InputLayer.
 
     `init(key, None)` uses the declared shape; any other `input_shape` given to init
-    must equal ``(batch_size, *shape)``. `apply` checks the input and returns it.
+    must equal ``(batch_size, *shape)``. `apply` checks the input and returns it (cast to
+    `dtype` when one is given, as a Keras model converts its inputs).
+
+    Args:
+      shape: the shape of one example, without the batch axis (an int or a tuple; None
+        for a free dim).
+      batch_size: a fixed batch size, or None (free).
+      dtype: the dtype inputs are converted to, or None (left as given).
+      sparse: False or None only (JAX arrays are dense).
+      ragged: False or None only (JAX arrays are rectangular).
+      batch_shape: the full shape with the batch axis, instead of `shape` and `batch_size`.
+      input_tensor: None only (use `jl.Input` for a symbolic input).
+      optional: False only (every input of a pure function is given).
+      input_shape: an alias of `shape` (Keras 2's keyword).
 
     Input shape: ``(batch_size, *shape)``. Output shape: the same.
     """
+    for arg, value, reason in (("sparse", sparse, "JAX arrays are dense"),
+                               ("ragged", ragged, "JAX arrays are rectangular"),
+                               ("optional", optional, "every input of a pure function is given")):
+        if value is not None:
+            boolean("InputLayer", arg, value)
+            refuse_unless_default("InputLayer", arg, value, False, reason)
+    refuse_unless_default("InputLayer", "input_tensor", input_tensor, None,
+            "use jl.Input for a symbolic input tensor")
     shape = shape if shape is not None else input_shape
+    if batch_shape is not None:
+        if shape is not None or batch_size is not None:
+            raise ValueError("InputLayer: give either batch_shape or shape (and batch_size), "
+                             f"received batch_shape={batch_shape!r} and shape={shape!r}")
+        batch_size, shape = tuple(batch_shape)[0], tuple(batch_shape)[1:]
     if shape is None:
         raise ValueError("InputLayer: give the input shape without the batch dimension, "
                          "e.g. InputLayer((28, 28, 1))")
     if isinstance(shape, int):
         shape = (shape,)
-    declared = as_shape((batch_size,) + tuple(shape))
+    if batch_size is not None:
+        batch_size = positive_int("InputLayer", "batch_size", batch_size)
+    try:
+        declared = as_shape((batch_size,) + tuple(shape))
+        in_dtype = None if dtype is None else jnp.dtype(dtype)
+    except (ShapeError, TypeError) as e:
+        raise ArgumentTypeError(f"InputLayer: expected a shape of ints and None and a dtype, "
+                                f"received shape={shape!r}, dtype={dtype!r} ({e})") from None
     name = describe("InputLayer", tuple(shape))
 
     def init(key, input_shape=None):
@@ -58,25 +99,40 @@ def InputLayer(shape=None, batch_size=None, *, input_shape=None) -> Layer:
 
     def apply(params, x, *, rng=None, train=False):
         check_input(name, x, declared)
-        return x
+        return x if in_dtype is None else x.astype(in_dtype)
 
     return Layer(init, apply, name=name)
 
 
+@keras_layer
 def Dense(units: int, activation=None, use_bias: bool = True,
           kernel_initializer="glorot_uniform", bias_initializer="zeros",
           kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
-          kernel_constraint=None, bias_constraint=None) -> Layer:
+          kernel_constraint=None, bias_constraint=None, lora_rank=None, lora_alpha=None,
+          quantization_config=None) -> Layer:
     """A densely connected layer: ``activation(x @ kernel + bias)`` on the last axis.
 
-    Params: ``kernel`` (in, units), ``bias`` (units,) when `use_bias`. Regularizers
-    feed ``layer.penalty(params)``, constraints ``layer.constrain(params)``; an
-    activity regularizer makes the layer stateful (see `regularizers`).
+    Params: ``kernel`` (in, units), ``bias`` (units,) when `use_bias`.
+
+    Args:
+      units: the output size, a positive int.
+      activation: a name (``"relu"``), a function, a parameter-free layer
+        (``jl.LeakyReLU(0.1)``) or None (linear).
+      use_bias: whether to add a ``bias``.
+      kernel_initializer, bias_initializer: initializers (names or callables).
+      kernel_regularizer, bias_regularizer: weight regularizers; they feed
+        ``layer.penalty(params)``.
+      activity_regularizer: a regularizer of the output; makes the layer stateful.
+      kernel_constraint, bias_constraint: constraints applied by ``layer.constrain(params)``.
+      lora_rank, lora_alpha: None only (LoRA is not implemented; fine-tune with
+        `jl.freeze` instead).
+      quantization_config: None only (weights are not quantized).
 
     Input shape: ``(batch, ..., in)`` of rank >= 2. Output shape: ``(batch, ..., units)``.
     """
-    if not isinstance(units, int) or units < 1:
-        raise ValueError(f"Dense: units must be a positive int, got {units!r}")
+    units = positive_int("Dense", "units", units)
+    use_bias = boolean("Dense", "use_bias", use_bias)
+    refuse_lora("Dense", lora_rank, lora_alpha, quantization_config)
     name = describe("Dense", units, **({"activation": activation} if activation else {}))
     act = _activation(name, activation)
     kinit = _initializer(name, kernel_initializer)
@@ -112,8 +168,15 @@ def Dense(units: int, activation=None, use_bias: bool = True,
     return with_activity_regularizer(layer, activity_regularizer)
 
 
+@keras_layer
 def Activation(activation) -> Layer:
-    """Apply an activation, given by name (``"relu"``) or as a function; shape unchanged."""
+    """Apply an activation function elementwise.
+
+    Args:
+      activation: a name (``"relu"``), a function, or a parameter-free layer.
+
+    Input shape: any. Output shape: the same.
+    """
     fn = _activation("Activation", activation)
     name = describe("Activation", activation if isinstance(activation, str) else fn)
 
@@ -128,8 +191,12 @@ def Activation(activation) -> Layer:
     return Layer(init, apply, name=name, masking=PASS)
 
 
+@keras_layer
 def Identity() -> Layer:
-    """Return the input unchanged."""
+    """Return the input unchanged.
+
+    Input shape: any. Output shape: the same.
+    """
     def init(key, input_shape):
         return as_shape(input_shape), ()
 
@@ -139,14 +206,18 @@ def Identity() -> Layer:
     return Layer(init, apply, name="Identity()", masking=PASS)
 
 
+@keras_layer
 def Flatten(data_format: str = "channels_last") -> Layer:
     """Flatten every axis but the batch axis.
 
-    With ``data_format="channels_first"`` the channel axis is moved last first, as Keras does.
+    Args:
+      data_format: ``"channels_last"`` or ``"channels_first"`` (the channel axis is moved
+        last first, as Keras does); None means ``"channels_last"``.
 
     Input shape: ``(batch, d1, ..., dn)``. Output shape: ``(batch, d1 * ... * dn)``
     (``(batch, 1)`` for a rank-1 input).
     """
+    data_format = "channels_last" if data_format is None else data_format
     if data_format not in ("channels_last", "channels_first"):
         raise ValueError(f"Flatten: data_format must be 'channels_last' or 'channels_first', "
                          f"got {data_format!r}")
@@ -188,11 +259,19 @@ def _resolve_target(name, target, size, shape):
     return target
 
 
+@keras_layer
 def Reshape(target_shape) -> Layer:
-    """Reshape every example to `target_shape` (without the batch axis; one -1 allowed).
+    """Reshape every example to `target_shape`.
+
+    Args:
+      target_shape: the shape of one example, without the batch axis (ints, one -1 allowed).
 
     Input shape: ``(batch, ...)``. Output shape: ``(batch, *target_shape)``.
     """
+    if not isinstance(target_shape, (list, tuple)) or not all(
+            isinstance(d, int) and not isinstance(d, bool) for d in target_shape):
+        raise ArgumentTypeError(f"Reshape: target_shape must be a tuple of ints, received "
+                                f"{target_shape!r}")
     target = tuple(int(d) for d in target_shape)
     if target.count(-1) > 1 or any(d < -1 or d == 0 for d in target):
         raise ValueError(f"Reshape: target_shape may hold positive sizes and one -1, got "
@@ -216,11 +295,18 @@ def Reshape(target_shape) -> Layer:
     return Layer(init, apply, name=name)
 
 
+@keras_layer
 def Permute(dims) -> Layer:
-    """Permute the non-batch axes: `dims` is a permutation of 1..n (1-indexed, as Keras).
+    """Permute the non-batch axes.
+
+    Args:
+      dims: a permutation of 1..n (1-indexed, the batch axis being 0, as Keras counts).
 
     Input shape: ``(batch, d1, ..., dn)``. Output shape: the dims in the order `dims`.
     """
+    if not isinstance(dims, (list, tuple)) or not all(
+            isinstance(d, int) and not isinstance(d, bool) for d in dims):
+        raise ArgumentTypeError(f"Permute: dims must be a tuple of ints, received {dims!r}")
     dims = tuple(int(d) for d in dims)
     if sorted(dims) != list(range(1, len(dims) + 1)):
         raise ValueError(f"Permute: dims must be a permutation of 1..{len(dims)}, got {dims!r}")
@@ -241,13 +327,16 @@ def Permute(dims) -> Layer:
     return Layer(init, apply, name=name)
 
 
+@keras_layer
 def RepeatVector(n: int) -> Layer:
     """Repeat a vector `n` times along a new time axis.
 
+    Args:
+      n: the number of repetitions, a positive int.
+
     Input shape: ``(batch, features)``. Output shape: ``(batch, n, features)``.
     """
-    if not isinstance(n, int) or n < 1:
-        raise ValueError(f"RepeatVector: n must be a positive int, got {n!r}")
+    n = positive_int("RepeatVector", "n", n)
     name = describe("RepeatVector", n)
 
     def init(key, input_shape):
@@ -264,14 +353,26 @@ def RepeatVector(n: int) -> Layer:
     return Layer(init, apply, name=name)
 
 
-def Lambda(function, output_shape=None, arguments=None) -> Layer:
+@keras_layer
+def Lambda(function, output_shape=None, mask=None, arguments=None) -> Layer:
     """Wrap ``function(x, **arguments)`` as a parameter-free layer.
 
-    `output_shape` (without the batch axis, as in Keras) or a callable
-    ``input_shape -> output_shape``; when omitted it is inferred with `jax.eval_shape`.
+    Args:
+      function: the function of the input (an array, or a list of arrays).
+      output_shape: the output shape without the batch axis (as in Keras), or a callable
+        ``input_shape -> output_shape``; when omitted it is inferred with `jax.eval_shape`.
+      mask: the time-step mask after the layer, as Keras' Lambda computes it: a callable
+        ``mask(x, previous_mask) -> mask`` or a fixed boolean array; None keeps the
+        default behaviour.
+      arguments: a dict of keyword arguments for `function`.
+
+    Input shape: what `function` takes. Output shape: what it returns (or `output_shape`).
     """
     if not callable(function):
-        raise ValueError(f"Lambda: function must be callable, got {function!r}")
+        raise ArgumentTypeError(f"Lambda: function must be callable, received {function!r}")
+    if arguments is not None and not isinstance(arguments, dict):
+        raise ArgumentTypeError(f"Lambda: arguments must be a dict of keyword arguments, "
+                                f"received {arguments!r}")
     arguments = dict(arguments or {})
     name = describe("Lambda", function)
 
@@ -297,21 +398,50 @@ def Lambda(function, output_shape=None, arguments=None) -> Layer:
     def apply(params, x, *, rng=None, train=False):
         return fn(x)
 
-    return Layer(init, apply, name=name)   # drops masks, as Keras' Lambda
+    if mask is None:
+        return Layer(init, apply, name=name)   # drops masks, as Keras' Lambda
+    if callable(mask):
+        return Layer(init, apply, name=name, masking=makes_mask(lambda x, previous: mask(x, previous)))
+    fixed = jnp.asarray(mask, bool)
+    return Layer(init, apply, name=name, masking=makes_mask(lambda x, previous: fixed))
 
 
+def noise_shape_arg(kind: str, noise_shape):
+    """Keras' `noise_shape` (None, or a tuple of positive ints and None) as a tuple."""
+    if noise_shape is None:
+        return None
+    if not isinstance(noise_shape, (list, tuple)) or not all(
+            d is None or (isinstance(d, int) and not isinstance(d, bool) and d > 0)
+            for d in noise_shape):
+        raise ArgumentTypeError(f"{kind}: noise_shape must be None or a tuple of positive "
+                                f"ints and None (batch axis included), received "
+                                f"{noise_shape!r}")
+    return tuple(noise_shape)
+
+
+def seed_arg(kind: str, seed):
+    """Keras' `seed` (None or a non-negative int); accepted and unused: keys come from `rng`."""
+    return None if seed is None else non_negative_int(kind, "seed", seed)
+
+
+@keras_layer
 def Dropout(rate: float, noise_shape=None, seed=None) -> Layer:
     """Set a fraction `rate` of the inputs to 0 in training, scaling the rest by 1/(1-rate).
 
     Acts only with ``train=True`` (then it needs ``rng``); otherwise returns the input.
-    `noise_shape` (with the batch axis; None entries take the input's size) shares one
-    mask value along the axes where it is 1. `seed` is accepted for Keras compatibility
-    and ignored: randomness comes from the `rng` key.
+
+    Args:
+      rate: the fraction of inputs dropped, a float in [0, 1].
+      noise_shape: the shape of the random mask, batch axis included (None entries take
+        the input's size); a 1 shares one mask value along that axis.
+      seed: accepted for Keras compatibility (an int) and unused: randomness comes from
+        the `rng` key.
 
     Input shape: any. Output shape: the same.
     """
-    if not 0 <= rate <= 1:
-        raise ValueError(f"Dropout: rate must be in [0, 1], got {rate!r}")
+    fraction("Dropout", "rate", rate)
+    noise_shape = noise_shape_arg("Dropout", noise_shape)
+    seed_arg("Dropout", seed)
     name = describe("Dropout", rate)
 
     def init(key, input_shape):

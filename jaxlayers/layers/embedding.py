@@ -15,10 +15,15 @@ from ..core import DROP, makes_mask
 from ..core import Layer, Shape, ShapeError, as_shape, describe
 from .checks import check_rank
 from ..regularizers import with_activity_regularizer
+from .args import ArgumentTypeError, boolean, keras_layer, number, positive_int, refuse_lora
+
+__all__ = ["Embedding", "Masking"]
 
 
+@keras_layer
 def Embedding(input_dim, output_dim, embeddings_initializer="uniform",
               embeddings_regularizer=None, embeddings_constraint=None, mask_zero=False,
+              weights=None, lora_rank=None, lora_alpha=None, quantization_config=None,
               activity_regularizer=None) -> Layer:
     """Turn integer indices into dense vectors: row ``x`` of ``embeddings``.
 
@@ -37,11 +42,27 @@ def Embedding(input_dim, output_dim, embeddings_initializer="uniform",
     are returned unchanged (row 0 is still looked up). ``input_dim`` should then count
     the padding index (vocabulary size + 1), as in Keras.
 
+    Args:
+      input_dim: the vocabulary size (largest index + 1), a positive int.
+      output_dim: the size of each vector, a positive int.
+      embeddings_initializer: the initializer of ``embeddings`` (a name or a callable).
+      embeddings_regularizer: a weight regularizer (feeds ``layer.penalty(params)``).
+      embeddings_constraint: a constraint applied by ``layer.constrain(params)``.
+      mask_zero: whether index 0 is padding that produces a time-step mask.
+      weights: the initial ``embeddings``, an array of shape (input_dim, output_dim), in
+        place of the initializer (as Keras' `weights`).
+      lora_rank, lora_alpha: None only (LoRA is not implemented; fine-tune with `jl.freeze`).
+      quantization_config: None only (weights are not quantized).
+      activity_regularizer: a regularizer of the output; makes the layer stateful.
+
     Input shape: ``(batch, ...)`` integers. Output shape: ``(batch, ..., output_dim)``.
     """
-    for what, v in (("input_dim", input_dim), ("output_dim", output_dim)):
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise ValueError(f"Embedding: {what} must be a positive int, got {v!r}")
+    input_dim = positive_int("Embedding", "input_dim", input_dim)
+    output_dim = positive_int("Embedding", "output_dim", output_dim)
+    mask_zero = boolean("Embedding", "mask_zero", mask_zero)
+    refuse_lora("Embedding", lora_rank, lora_alpha, quantization_config)
+    if weights is not None:
+        weights = _initial_embeddings(weights, input_dim, output_dim)
     name = describe("Embedding", input_dim, output_dim,
                     **({"mask_zero": True} if mask_zero else {}))
     try:
@@ -54,7 +75,9 @@ def Embedding(input_dim, output_dim, embeddings_initializer="uniform",
     def init(key, input_shape):
         shape = as_shape(input_shape)
         check_rank(name, shape, min_rank=1)
-        params = {"embeddings": init_fn(key, (input_dim, output_dim), jnp.float32)}
+        table = (init_fn(key, (input_dim, output_dim), jnp.float32) if weights is None
+                 else weights)
+        params = {"embeddings": table}
         return Shape(shape + (output_dim,)), params
 
     def apply(params, x, *, rng=None, train=False):
@@ -74,8 +97,27 @@ def Embedding(input_dim, output_dim, embeddings_initializer="uniform",
     return with_activity_regularizer(layer, activity_regularizer)
 
 
+def _initial_embeddings(weights, input_dim, output_dim):
+    """Keras' `weights` (the array itself, or a list holding it) as a float32 array."""
+    if isinstance(weights, (list, tuple)) and len(weights) == 1:
+        weights = weights[0]
+    try:
+        table = jnp.asarray(weights, jnp.float32)
+    except (TypeError, ValueError):
+        raise ArgumentTypeError(f"Embedding: weights must be an array of shape ({input_dim}, "
+                                f"{output_dim}), received {type(weights).__name__}") from None
+    if table.shape != (input_dim, output_dim):
+        raise ValueError(f"Embedding: weights must have shape ({input_dim}, {output_dim}), "
+                         f"received {table.shape}")
+    return table
+
+
+@keras_layer
 def Masking(mask_value=0.0) -> Layer:
     """Mark the time steps whose features all equal `mask_value` as padding.
+
+    Args:
+      mask_value: the value of every feature of a padding step, a number.
 
     As Keras: the output is the input with those steps set to 0, and the layer produces
     the mask ``any(x != mask_value, axis=-1)`` that `serial` passes to the recurrent layers
@@ -83,8 +125,7 @@ def Masking(mask_value=0.0) -> Layer:
 
     Input shape: ``(batch, time, features)`` (any rank >= 2). Output shape: the same.
     """
-    if not isinstance(mask_value, (int, float)) or isinstance(mask_value, bool):
-        raise ValueError(f"Masking: mask_value must be a number, got {mask_value!r}")
+    number("Masking", "mask_value", mask_value)
     name = describe("Masking", mask_value) if mask_value != 0 else "Masking()"
 
     def keep(x):

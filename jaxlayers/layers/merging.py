@@ -13,7 +13,11 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ..core import Layer, Shape, ShapeError, as_shape, describe, is_free, makes_mask
+from ..core import makes_mask
+from ..core import Layer, Shape, ShapeError, as_shape, describe, is_free
+from .args import ArgumentTypeError, boolean, keras_layer
+
+__all__ = ["Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Dot"]
 
 
 def _shapes_text(shapes) -> str:
@@ -162,6 +166,7 @@ def _elementwise(kind, op, n=None, post=None, masked_fold=None):
                  masking=makes_mask(_or_masks, takes=masked_fold is not None))
 
 
+@keras_layer
 def Add() -> Layer:
     """Sum a list of inputs elementwise (Keras broadcasting).
 
@@ -170,6 +175,7 @@ def Add() -> Layer:
     return _elementwise("Add", jnp.add)
 
 
+@keras_layer
 def Subtract() -> Layer:
     """``inputs[0] - inputs[1]`` for exactly two inputs (Keras broadcasting).
 
@@ -178,6 +184,7 @@ def Subtract() -> Layer:
     return _elementwise("Subtract", jnp.subtract, n=2)
 
 
+@keras_layer
 def Multiply() -> Layer:
     """Multiply a list of inputs elementwise (Keras broadcasting).
 
@@ -186,6 +193,7 @@ def Multiply() -> Layer:
     return _elementwise("Multiply", jnp.multiply, masked_fold=_multiply_masked)
 
 
+@keras_layer
 def Average() -> Layer:
     """The elementwise mean of a list of inputs (Keras broadcasting).
 
@@ -194,6 +202,7 @@ def Average() -> Layer:
     return _elementwise("Average", jnp.add, post=lambda y, n: y / n)
 
 
+@keras_layer
 def Maximum() -> Layer:
     """The elementwise maximum of a list of inputs (Keras broadcasting).
 
@@ -202,6 +211,7 @@ def Maximum() -> Layer:
     return _elementwise("Maximum", jnp.maximum, masked_fold=_masked_fold)
 
 
+@keras_layer
 def Minimum() -> Layer:
     """The elementwise minimum of a list of inputs (Keras broadcasting).
 
@@ -230,14 +240,18 @@ def _concat_shape(name, shapes, axis):
     return Shape(out)
 
 
+@keras_layer
 def Concatenate(axis: int = -1) -> Layer:
     """Concatenate a list of inputs along `axis` (every other axis must agree).
+
+    Args:
+      axis: the concatenation axis, an int (negative counts from the end).
 
     Input shape: a list of same-rank shapes. Output shape: the same, with the sizes
     along `axis` added up.
     """
     if not isinstance(axis, int) or isinstance(axis, bool):
-        raise ValueError(f"Concatenate: axis must be an int, got {axis!r}")
+        raise ArgumentTypeError(f"Concatenate: axis must be an int, received {axis!r}")
     name = describe("Concatenate", **({"axis": axis} if axis != -1 else {}))
 
     def init(key, input_shape):
@@ -292,6 +306,7 @@ def _dot_axes(name, axes, shapes):
     return a0, a1
 
 
+@keras_layer
 def Dot(axes, normalize: bool = False) -> Layer:
     """The per-example dot product of two inputs along `axes`.
 
@@ -308,7 +323,8 @@ def Dot(axes, normalize: bool = False) -> Layer:
     if isinstance(axes, bool) or not (
             isinstance(axes, int) or (isinstance(axes, (list, tuple)) and len(axes) == 2 and all(
                 isinstance(a, int) and not isinstance(a, bool) for a in axes))):
-        raise ValueError(f"Dot: axes must be an int or a pair of ints, got {axes!r}")
+        raise ArgumentTypeError(f"Dot: axes must be an int or a pair of ints, received {axes!r}")
+    normalize = boolean("Dot", "normalize", normalize)
     axes = axes if isinstance(axes, int) else tuple(axes)
     name = describe("Dot", axes, **({"normalize": True} if normalize else {}))
 

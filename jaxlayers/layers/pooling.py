@@ -17,9 +17,18 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from ..core import Layer, Shape, ShapeError, consumes_mask, describe
+from ..core import consumes_mask
+from ..core import Layer, Shape, ShapeError, describe
+from .args import boolean, keras_layer
 from .spatial import (Layout, all_window_padding, data_format as _data_format, int_tuple,
                       padding_mode, window_outputs, window_padding)
+
+__all__ = ["MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "AveragePooling1D",
+           "AveragePooling2D", "AveragePooling3D", "GlobalMaxPooling1D", "GlobalMaxPooling2D",
+           "GlobalMaxPooling3D", "GlobalAveragePooling1D", "GlobalAveragePooling2D",
+           "GlobalAveragePooling3D", "MaxPool1D", "MaxPool2D", "MaxPool3D", "AvgPool1D",
+           "AvgPool2D", "AvgPool3D", "GlobalMaxPool1D", "GlobalMaxPool2D", "GlobalMaxPool3D",
+           "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalAvgPool3D"]
 
 
 def _real_counts(spatial, pool, strides, mode):
@@ -171,9 +180,13 @@ def _pooling(kind, rank, reduce, pool_size, strides=None, padding="valid", data_
 
 _POOL_DOC = """{rank}-D {what} pooling (Keras' `{kind}`) over windows of `pool_size`.
 
-    Args: pool_size (int or tuple{default}), strides (default: pool_size),
-    padding ("valid" or "same"), data_format (None = "channels_last").
     {extra}
+    Args:
+      pool_size: the window, an int or a tuple of {rank} positive ints{default}.
+      strides: the step, an int or a tuple of {rank} (None: pool_size).
+      padding: "valid" or "same".
+      data_format: "channels_last" (None) or "channels_first".
+
     Input shape: ``(batch, {sp}, channels)`` (channels_last) or ``(batch, channels, {sp})``.
     Output shape: the same layout, each spatial dim ``floor((n - pool) / s) + 1`` for
     "valid" and ``ceil(n / s)`` for "same".
@@ -227,8 +240,7 @@ for _fn, _rank, _sp, _default in ((MaxPooling1D, 1, "steps", "2"),
 
 def _global_pooling(kind, rank, reduce, data_format=None, keepdims=False) -> Layer:
     layout = Layout(rank, _data_format(kind, data_format))
-    if not isinstance(keepdims, bool):
-        raise ValueError(f"{kind}: keepdims must be a bool, got {keepdims!r}")
+    boolean(kind, "keepdims", keepdims)
     opts = {}
     if layout.first:
         opts["data_format"] = layout.data_format
@@ -253,7 +265,9 @@ def _global_pooling(kind, rank, reduce, data_format=None, keepdims=False) -> Lay
 
 _GLOBAL_DOC = """Global {what} pooling over the {rank}-D spatial axes (Keras' `{kind}`).
 
-    Args: data_format (None = "channels_last"), keepdims (keep the spatial axes with size 1).
+    Args:
+      data_format: "channels_last" (None) or "channels_first".
+      keepdims: whether to keep the spatial axes, with size 1.
 
     Input shape: ``(batch, {sp}, channels)`` (channels_last) or ``(batch, channels, {sp})``.
     Output shape: ``(batch, channels)``; with keepdims ``(batch, {ones}, channels)`` or
@@ -320,6 +334,13 @@ GlobalAveragePooling1D.__doc__ += """
     over the real steps only, as Keras computes it; the mask ends here.
     """
 del _fn, _rank, _sp, _ones, _default, _max
+
+(MaxPooling1D, MaxPooling2D, MaxPooling3D, AveragePooling1D, AveragePooling2D, AveragePooling3D,
+ GlobalMaxPooling1D, GlobalMaxPooling2D, GlobalMaxPooling3D, GlobalAveragePooling1D,
+ GlobalAveragePooling2D, GlobalAveragePooling3D) = map(keras_layer, (
+    MaxPooling1D, MaxPooling2D, MaxPooling3D, AveragePooling1D, AveragePooling2D,
+    AveragePooling3D, GlobalMaxPooling1D, GlobalMaxPooling2D, GlobalMaxPooling3D,
+    GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalAveragePooling3D))
 
 # Keras' short aliases.
 MaxPool1D, MaxPool2D, MaxPool3D = MaxPooling1D, MaxPooling2D, MaxPooling3D

@@ -18,19 +18,19 @@ from ..core import PASS
 from ..core import Layer, Shape, ShapeError, as_shape, describe
 from .checks import check_rank, need_rng, noise_shape_for
 from ..regularizers import L1L2, with_activity_regularizer
+from .args import fraction, keras_layer, number
+from .core import noise_shape_arg, seed_arg
+from .spatial import data_format as _data_format
+
+__all__ = ["SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise",
+           "GaussianDropout", "AlphaDropout", "ActivityRegularization"]
 
 
-def _check_rate(layer, what, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-        raise ValueError(f"{layer}: {what} must be a float in [0, 1], got {value!r}")
-
-
-def _spatial_dropout(kind, rate, rank, data_format):
+def _spatial_dropout(kind, rate, rank, data_format, seed):
     """Dropout of whole feature maps: one mask value per (example, channel)."""
-    _check_rate(kind, "rate", rate)
-    if data_format not in ("channels_last", "channels_first"):
-        raise ValueError(f"{kind}: data_format must be 'channels_last' or 'channels_first', "
-                         f"got {data_format!r}")
+    fraction(kind, "rate", rate)
+    seed_arg(kind, seed)
+    data_format = _data_format(kind, data_format)
     name = describe(kind, rate, **({"data_format": data_format}
                                    if data_format != "channels_last" else {}))
     channel = 1 if data_format == "channels_first" else rank - 1
@@ -56,30 +56,47 @@ def _spatial_dropout(kind, rate, rank, data_format):
     return Layer(init, apply, name=name, masking=PASS)
 
 
+@keras_layer
 def SpatialDropout1D(rate: float, seed=None) -> Layer:
     """Drop whole channels of a sequence (same mask along time), scaling the rest by 1/(1-rate).
 
+    Args:
+      rate: the fraction of channels dropped, in [0, 1].
+      seed: accepted for Keras compatibility (an int) and unused: keys come from `rng`.
+
     Input shape: ``(batch, steps, channels)``. Output shape: the same.
     """
-    return _spatial_dropout("SpatialDropout1D", rate, 3, "channels_last")
+    return _spatial_dropout("SpatialDropout1D", rate, 3, "channels_last", seed)
 
 
+@keras_layer
 def SpatialDropout2D(rate: float, data_format: str = "channels_last", seed=None) -> Layer:
     """Drop whole 2-D feature maps (same mask over rows and columns), scaling by 1/(1-rate).
+
+    Args:
+      rate: the fraction of feature maps dropped, in [0, 1].
+      data_format: "channels_last" (None) or "channels_first".
+      seed: accepted for Keras compatibility (an int) and unused: keys come from `rng`.
 
     Input shape: ``(batch, rows, cols, channels)`` (channels_last) or ``(batch, channels,
     rows, cols)`` (channels_first). Output shape: the same.
     """
-    return _spatial_dropout("SpatialDropout2D", rate, 4, data_format)
+    return _spatial_dropout("SpatialDropout2D", rate, 4, data_format, seed)
 
 
+@keras_layer
 def SpatialDropout3D(rate: float, data_format: str = "channels_last", seed=None) -> Layer:
     """Drop whole 3-D feature maps, scaling the rest by 1/(1-rate).
+
+    Args:
+      rate: the fraction of feature maps dropped, in [0, 1].
+      data_format: "channels_last" (None) or "channels_first".
+      seed: accepted for Keras compatibility (an int) and unused: keys come from `rng`.
 
     Input shape: ``(batch, d1, d2, d3, channels)`` (channels_last) or ``(batch, channels, d1,
     d2, d3)`` (channels_first). Output shape: the same.
     """
-    return _spatial_dropout("SpatialDropout3D", rate, 5, data_format)
+    return _spatial_dropout("SpatialDropout3D", rate, 5, data_format, seed)
 
 
 def _elementwise(name, transform, active):
@@ -96,13 +113,18 @@ def _elementwise(name, transform, active):
     return Layer(init, apply, name=name, masking=PASS)
 
 
+@keras_layer
 def GaussianNoise(stddev: float, seed=None) -> Layer:
-    """Add zero-mean Gaussian noise of standard deviation `stddev` (in [0, 1], as Keras) in
-    training.
+    """Add zero-mean Gaussian noise in training.
+
+    Args:
+      stddev: the noise's standard deviation, in [0, 1] (as Keras).
+      seed: accepted for Keras compatibility (an int) and unused: keys come from `rng`.
 
     Input shape: any. Output shape: the same.
     """
-    _check_rate("GaussianNoise", "stddev", stddev)
+    fraction("GaussianNoise", "stddev", stddev)
+    seed_arg("GaussianNoise", seed)
     name = describe("GaussianNoise", stddev)
 
     def noise(rng, x):
@@ -111,16 +133,19 @@ def GaussianNoise(stddev: float, seed=None) -> Layer:
     return _elementwise(name, noise, stddev > 0)
 
 
+@keras_layer
 def GaussianDropout(rate: float, seed=None) -> Layer:
     """Multiply by Gaussian noise of mean 1 and standard deviation ``sqrt(rate / (1 - rate))``
     in training.
 
+    Args:
+      rate: the drop probability, in [0, 1) (the noise is infinite at 1).
+      seed: accepted for Keras compatibility (an int) and unused: keys come from `rng`.
+
     Input shape: any. Output shape: the same.
     """
-    _check_rate("GaussianDropout", "rate", rate)
-    if rate == 1:
-        raise ValueError("GaussianDropout: rate must be < 1 (the noise's standard deviation "
-                         "sqrt(rate / (1 - rate)) is infinite at 1), got 1")
+    fraction("GaussianDropout", "rate", rate, include_one=False)
+    seed_arg("GaussianDropout", seed)
     name = describe("GaussianDropout", rate)
     stddev = math.sqrt(rate / (1.0 - rate))
 
@@ -134,21 +159,27 @@ _SELU_ALPHA = 1.6732632423543772
 _SELU_SCALE = 1.0507009873554805
 
 
+@keras_layer
 def AlphaDropout(rate: float, noise_shape=None, seed=None) -> Layer:
     """Dropout for self-normalizing (SELU) networks: keeps the mean and variance of its inputs.
 
     In training, dropped units are set to SELU's negative saturation ``-alpha * scale``, then
     everything is mapped by ``a * x + b`` with Keras' ``a = ((1 - rate) * (1 + rate *
-    alpha_p**2)) ** -0.5`` and ``b = -a * alpha_p * rate``. `noise_shape` (with the batch axis,
-    None entries taking the input's size) shares the mask along axes where it is 1.
+    alpha_p**2)) ** -0.5`` and ``b = -a * alpha_p * rate``.
+
+    Args:
+      rate: the drop probability, in [0, 1) (``a`` is infinite at 1).
+      noise_shape: the shape of the random mask, batch axis included (None entries take
+        the input's size); a 1 shares one mask value along that axis.
+      seed: accepted for Keras compatibility (an int) and unused: keys come from `rng`.
 
     Input shape: any. Output shape: the same.
     """
-    _check_rate("AlphaDropout", "rate", rate)
+    fraction("AlphaDropout", "rate", rate, include_one=False)
+    noise_shape = noise_shape_arg("AlphaDropout", noise_shape)
+    seed_arg("AlphaDropout", seed)
     name = describe("AlphaDropout", rate)
     alpha_p = -_SELU_ALPHA * _SELU_SCALE
-    if noise_shape is not None:
-        noise_shape = tuple(noise_shape)
 
     def init(key, input_shape):
         shape = as_shape(input_shape)
@@ -169,19 +200,22 @@ def AlphaDropout(rate: float, noise_shape=None, seed=None) -> Layer:
     return Layer(init, apply, name=name, masking=PASS)
 
 
+@keras_layer
 def ActivityRegularization(l1: float = 0.0, l2: float = 0.0) -> Layer:
     """Return the input unchanged and report ``L1L2(l1, l2)(x) / batch_size`` as an activity
     loss.
+
+    Args:
+      l1: the L1 factor, a non-negative number.
+      l2: the L2 factor, a non-negative number.
 
     Stateful: its state is ``{"layer": (), "activity_loss": scalar}``, updated by
     ``train=True`` calls; `jl.activity_loss(state)` collects it for the training loss.
 
     Input shape: any (batch first). Output shape: the same.
     """
-    try:
-        reg = L1L2(l1=l1, l2=l2)
-    except ValueError as e:
-        raise ValueError(f"ActivityRegularization: {e}") from None
+    reg = L1L2(l1=number("ActivityRegularization", "l1", l1, minimum=0),
+               l2=number("ActivityRegularization", "l2", l2, minimum=0))
     name = describe("ActivityRegularization", **({"l1": l1} if l1 else {}),
                     **({"l2": l2} if l2 else {}))
 

@@ -11,7 +11,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..core import Layer, Shape, ShapeError, describe
+from .args import keras_layer
 from .spatial import Layout, data_format as _data_format, int_tuple, pairs
+
+__all__ = ["UpSampling1D", "UpSampling2D", "UpSampling3D", "ZeroPadding1D", "ZeroPadding2D",
+           "ZeroPadding3D", "Cropping1D", "Cropping2D", "Cropping3D"]
 
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "lanczos3", "lanczos5")
 
@@ -73,20 +77,28 @@ def _upsampling(kind, rank, size, data_format=None, interpolation="nearest") -> 
     return Layer(init, apply, name=name)
 
 
+@keras_layer
 def UpSampling1D(size=2) -> Layer:
     """Repeat each time step `size` times (Keras' `UpSampling1D`).
+
+    Args:
+      size: the repetition factor, a positive int.
 
     Input shape: ``(batch, steps, features)``. Output shape: ``(batch, steps * size, features)``.
     """
     return _upsampling("UpSampling1D", 1, size)
 
 
+@keras_layer
 def UpSampling2D(size=(2, 2), data_format=None, interpolation="nearest") -> Layer:
     """Upsample rows and columns by integer factors `size` (Keras' `UpSampling2D`).
 
-    interpolation: "nearest" (repeat rows and columns), "bilinear" (half-pixel centres,
-    clamped at the edges, as Keras), or "bicubic" / "lanczos3" / "lanczos5" (through
-    `jax.image.resize`, as Keras' JAX backend does).
+    Args:
+      size: the factors for rows and columns, an int or a pair of positive ints.
+      data_format: "channels_last" (None) or "channels_first".
+      interpolation: "nearest" (repeat rows and columns), "bilinear" (half-pixel centres,
+            clamped at the edges, as Keras), or "bicubic" / "lanczos3" / "lanczos5" (through
+        `jax.image.resize`, as Keras' JAX backend does).
 
     Input shape: ``(batch, rows, cols, channels)`` (channels_last) or
     ``(batch, channels, rows, cols)``. Output shape: rows * size[0], cols * size[1].
@@ -94,8 +106,13 @@ def UpSampling2D(size=(2, 2), data_format=None, interpolation="nearest") -> Laye
     return _upsampling("UpSampling2D", 2, size, data_format, interpolation)
 
 
+@keras_layer
 def UpSampling3D(size=(2, 2, 2), data_format=None) -> Layer:
     """Repeat each of the three spatial dims by `size` (nearest; Keras' `UpSampling3D`).
+
+    Args:
+      size: the factors for the three dims, an int or a tuple of 3 positive ints.
+      data_format: "channels_last" (None) or "channels_first".
 
     Input shape: ``(batch, d1, d2, d3, channels)`` (channels_last) or
     ``(batch, channels, d1, d2, d3)``. Output shape: each di * size[i].
@@ -125,10 +142,13 @@ def _zero_padding(kind, rank, padding, data_format=None) -> Layer:
     return Layer(init, apply, name=name)
 
 
+@keras_layer
 def ZeroPadding1D(padding=1, data_format=None) -> Layer:
     """Pad the time axis with zeros (Keras' `ZeroPadding1D`).
 
-    padding: an int (both sides) or a pair ``(left, right)``.
+    Args:
+      padding: an int (both sides) or a pair ``(left, right)``.
+      data_format: "channels_last" (None) or "channels_first".
 
     Input shape: ``(batch, steps, features)`` (channels_last) or ``(batch, features, steps)``.
     Output shape: steps + left + right.
@@ -136,11 +156,14 @@ def ZeroPadding1D(padding=1, data_format=None) -> Layer:
     return _zero_padding("ZeroPadding1D", 1, padding, data_format)
 
 
+@keras_layer
 def ZeroPadding2D(padding=(1, 1), data_format=None) -> Layer:
     """Pad rows and columns with zeros (Keras' `ZeroPadding2D`).
 
-    padding: an int (every side), ``(rows, cols)`` (symmetric per dim) or
-    ``((top, bottom), (left, right))``.
+    Args:
+      padding: an int (every side), ``(rows, cols)`` (symmetric per dim) or
+        ``((top, bottom), (left, right))``.
+      data_format: "channels_last" (None) or "channels_first".
 
     Input shape: ``(batch, rows, cols, channels)`` (channels_last) or
     ``(batch, channels, rows, cols)``. Output shape: rows + top + bottom, cols + left + right.
@@ -148,10 +171,13 @@ def ZeroPadding2D(padding=(1, 1), data_format=None) -> Layer:
     return _zero_padding("ZeroPadding2D", 2, padding, data_format)
 
 
+@keras_layer
 def ZeroPadding3D(padding=((1, 1), (1, 1), (1, 1)), data_format=None) -> Layer:
     """Pad the three spatial dims with zeros (Keras' `ZeroPadding3D`).
 
-    padding: an int, a tuple of 3 ints (symmetric per dim) or 3 ``(before, after)`` pairs.
+    Args:
+      padding: an int, a tuple of 3 ints (symmetric per dim) or 3 ``(before, after)`` pairs.
+      data_format: "channels_last" (None) or "channels_first".
 
     Input shape: ``(batch, d1, d2, d3, channels)`` (channels_last) or
     ``(batch, channels, d1, d2, d3)``. Output shape: each dim grown by its padding.
@@ -188,18 +214,26 @@ def _cropping(kind, rank, cropping, data_format=None) -> Layer:
     return Layer(init, apply, name=name)
 
 
+@keras_layer
 def Cropping1D(cropping=(1, 1)) -> Layer:
-    """Crop the time axis (Keras' `Cropping1D`): cropping is an int or ``(start, end)``.
+    """Crop the time axis (Keras' `Cropping1D`).
+
+    Args:
+      cropping: an int (both ends) or a pair ``(start, end)``.
 
     Input shape: ``(batch, steps, features)``. Output shape: steps - start - end.
     """
     return _cropping("Cropping1D", 1, cropping)
 
 
+@keras_layer
 def Cropping2D(cropping=((0, 0), (0, 0)), data_format=None) -> Layer:
     """Crop rows and columns (Keras' `Cropping2D`).
 
-    cropping: an int, ``(rows, cols)`` (symmetric per dim) or ``((top, bottom), (left, right))``.
+    Args:
+      cropping: an int, ``(rows, cols)`` (symmetric per dim) or
+        ``((top, bottom), (left, right))``.
+      data_format: "channels_last" (None) or "channels_first".
 
     Input shape: ``(batch, rows, cols, channels)`` (channels_last) or
     ``(batch, channels, rows, cols)``. Output shape: each dim shrunk by its cropping.
@@ -207,10 +241,13 @@ def Cropping2D(cropping=((0, 0), (0, 0)), data_format=None) -> Layer:
     return _cropping("Cropping2D", 2, cropping, data_format)
 
 
+@keras_layer
 def Cropping3D(cropping=((1, 1), (1, 1), (1, 1)), data_format=None) -> Layer:
     """Crop the three spatial dims (Keras' `Cropping3D`).
 
-    cropping: an int, a tuple of 3 ints (symmetric per dim) or 3 ``(before, after)`` pairs.
+    Args:
+      cropping: an int, a tuple of 3 ints (symmetric per dim) or 3 ``(before, after)`` pairs.
+      data_format: "channels_last" (None) or "channels_first".
 
     Input shape: ``(batch, d1, d2, d3, channels)`` (channels_last) or
     ``(batch, channels, d1, d2, d3)``. Output shape: each dim shrunk by its cropping.

@@ -1,0 +1,65 @@
+"""The axis, shape and dtype helpers shared by the normalization layers (private)."""
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from ..core import Shape, ShapeError, is_free
+from .args import boolean, number
+
+
+def _axes_arg(layer, axis):
+    """`axis` as a tuple of ints (an int, list or tuple), or a ValueError naming `layer`."""
+    axes = (axis,) if isinstance(axis, int) and not isinstance(axis, bool) else axis
+    if not isinstance(axes, (list, tuple)) or not axes or not all(
+            isinstance(a, int) and not isinstance(a, bool) for a in axes):
+        raise ValueError(f"{layer}: axis must be an int or a non-empty list of ints, got {axis!r}")
+    if len(set(axes)) != len(axes):
+        raise ValueError(f"{layer}: axis has repeated entries: {axis!r}")
+    return tuple(axes)
+
+
+def _resolve_axes(name, axes, shape, need_known=True):
+    """`axes` made non-negative and sorted for an input of `shape` (ShapeError if out of range
+    or, with `need_known`, if a normalized axis has a free size)."""
+    rank = len(shape)
+    if any(not -rank <= a < rank for a in axes):
+        raise ShapeError(f"axis {axes if len(axes) > 1 else axes[0]} is out of range for an "
+                         f"input of shape {shape!r}", name)
+    pos = tuple(sorted({a % rank for a in axes}))
+    if len(pos) != len(axes):
+        raise ShapeError(f"axis {axes} names the same input axis twice for shape {shape!r}", name)
+    if 0 in pos:
+        raise ShapeError(f"cannot normalize along the batch axis 0 (axis={axes}) of an input of "
+                         f"shape {shape!r}", name)
+    if need_known and any(is_free(shape[a]) for a in pos):
+        raise ShapeError(f"the normalized axes {pos} of the input must have known sizes, "
+                         f"received shape {shape!r}", name)
+    return pos
+
+
+def _check_norm_args(kind, epsilon, center, scale):
+    """Keras' shared normalization arguments: a positive `epsilon`, bool `center` / `scale`."""
+    number(kind, "epsilon", epsilon, minimum=0, open_min=True)
+    boolean(kind, "center", center)
+    boolean(kind, "scale", scale)
+
+
+def _broadcast_to_axes(v, ndim, pos):
+    """A param shaped like the normalized axes `pos`, reshaped to broadcast against rank `ndim`."""
+    shape = [1] * ndim
+    for a, d in zip(pos, v.shape):
+        shape[a] = d
+    return v.reshape(shape)
+
+
+def _compute_dtype(x):
+    return jnp.promote_types(x.dtype, jnp.float32)
+
+
+def _check_apply(name, x, rank, pos, param_shape):
+    if x.ndim != rank or tuple(x.shape[a] for a in pos) != tuple(param_shape):
+        expected = ["?"] * rank
+        for a, d in zip(pos, param_shape):
+            expected[a] = str(d)
+        raise ShapeError(f"expected an input of shape ({', '.join(expected)}) (? = any size), "
+                         f"received {Shape(x.shape)!r}", name)
