@@ -314,3 +314,134 @@ def test_ensemble_of_a_stateful_model():
     assert np.all(np.asarray(ts.state[0]["activity_loss"]) > 0)
     y, _ = ens.apply(ts.params, ts.state, X)
     np.testing.assert_allclose(jl.predict(ens, ts, X), y, atol=1e-6)
+
+
+# --------------------------------------------------------------------------- interrupts
+
+
+def test_keyboard_interrupt_from_a_callback_returns_the_training_and_restores_best():
+    model = mlp()
+    params, _ = init(model)
+    seen, hook = _snapshots()
+
+    def ctrl_c(run, epoch, logs):
+        if epoch == 3:
+            raise KeyboardInterrupt
+    stop = jl.EarlyStopping(monitor="val_loss", patience=50, restore_best_weights=True)
+    # gradient ascent: epoch 0 has the best val_loss, and it is restored on the interrupt
+    ts, hist = jl.fit(model, params, optax.sgd(-0.2), SCE, X, Y, epochs=20, batch_size=5,
+                      validation_data=(X, Y), callbacks=[hook, stop, ctrl_c], verbose=0)
+    assert hist.interrupted and hist.epoch == [0, 1, 2, 3]
+    close(ts.params, seen[0])
+    assert int(ts.step) == 8                       # 4 epochs of 2 steps, all kept
+    done, _ = jl.fit(model, params, optax.sgd(-0.2), SCE, X, Y, epochs=1, verbose=0)
+    assert not _.interrupted
+
+
+def test_ctrl_c_stops_at_the_end_of_the_current_step():
+    import os
+    import signal
+    model = mlp()
+    params, state = init(model)
+
+    def batches():
+        for i in range(3):
+            if i == 1:          # Ctrl-C while batch 1 is being prepared
+                os.kill(os.getpid(), signal.SIGINT)
+            yield X[4 * i:4 * i + 4], Y[4 * i:4 * i + 4]
+    ts, hist = jl.fit(model, params, optax.sgd(0.1), SCE, data=batches, epochs=5, verbose=0)
+    assert hist.interrupted and hist.epoch == [] and int(ts.step) == 2
+    ref, _ = manual_fit(model, params, state, optax.sgd(0.1), [(X[0:4], Y[0:4]),
+                                                                (X[4:8], Y[4:8])])
+    close(ts.params, ref, atol=1e-6)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_keyboard_interrupt_inside_a_step_keeps_the_last_finished_step(monkeypatch):
+    from jaxlayers.training import devices
+    model = mlp()
+    params, state = init(model)
+    calls = []
+    real = devices.Placement.batch
+
+    def interrupted_batch(self, tree):        # the 2nd step is interrupted while starting
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(self, tree)
+    monkeypatch.setattr(devices.Placement, "batch", interrupted_batch)
+    ts, hist = jl.fit(model, params, optax.sgd(0.1), SCE, X, Y, batch_size=4, shuffle=False,
+                      epochs=3, verbose=0)
+    assert hist.interrupted and int(ts.step) == 1
+    ref, _ = manual_fit(model, params, state, optax.sgd(0.1), [(X[0:4], Y[0:4])])
+    close(ts.params, ref, atol=1e-6)
+
+
+def test_other_errors_carry_the_latest_train_state(tmp_path):
+    model = mlp()
+    params, _ = init(model)
+
+    def broken(run, epoch, logs):
+        if epoch == 1:
+            raise RuntimeError("callback bug")
+    with pytest.raises(RuntimeError, match="callback bug") as info:
+        jl.fit(model, params, optax.sgd(0.1), SCE, X, Y, batch_size=5, epochs=4, verbose=0,
+               callbacks=[broken])
+    assert int(info.value.train_state.step) == 4
+    assert any("exc.train_state" in n for n in info.value.__notes__)
+    (tmp_path / "file").write_text("not a directory")
+    ck = jl.ModelCheckpoint(tmp_path / "file" / "ck.safetensors")
+    with pytest.raises(OSError) as info:
+        jl.fit(model, params, optax.sgd(0.1), SCE, X, Y, batch_size=5, verbose=0,
+               callbacks=[ck])
+    assert isinstance(info.value.train_state, jl.TrainState)
+    assert int(info.value.train_state.step) == 2
+
+
+# --------------------------------------------------------------------------- compile reuse
+
+
+def test_second_fit_reuses_the_compiled_step():
+    traces = []
+
+    def counting_loss(y, y_pred):
+        traces.append(1)
+        return SCE.per_sample(y, y_pred)
+
+    model = mlp()
+    params, _ = init(model)
+    for _ in range(3):
+        ts, _h = jl.fit(model, params, "adam", counting_loss, X, Y, epochs=1, batch_size=4,
+                        metrics=["accuracy"], validation_data=(X, Y), verbose=0)
+    assert len(traces) == 2                  # one train step, one validation step
+    jl.evaluate(model, ts, X, Y, loss=counting_loss, metrics=["accuracy"], batch_size=4)
+    assert len(traces) == 2                  # evaluate shares the validation step
+    jl.fit(model, params, "sgd", counting_loss, X, Y, epochs=1, batch_size=4, verbose=0)
+    assert len(traces) == 3                  # another optimizer is another step
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw", "sgd", "rmsprop", "adagrad", "adadelta",
+                                  "adamax", "lion"])
+def test_optimizer_by_keras_name_updates_like_keras(name):
+    import keras
+    w0 = np.array([0.005, -0.01, 0.02], np.float32)     # small: float32 resolves tiny steps
+    grads = [np.array([0.1, -0.3, 0.2], np.float32), np.array([0.2, -0.5, 0.05], np.float32)]
+    ko, var = keras.optimizers.get(name), keras.Variable(w0)
+    tx = jl.training.optimizers.get(name)
+    p, s = jnp.asarray(w0), tx.init(jnp.asarray(w0))
+    for g in grads:
+        ko.apply_gradients([(g, var)])
+        u, s = tx.update(jnp.asarray(g), s, p)
+        p = optax.apply_updates(p, u)
+    np.testing.assert_allclose(p, var.value, rtol=1e-4, atol=1e-9)
+    assert np.all(np.asarray(p) != w0)
+    assert jl.training.optimizers.get(name.upper()) is tx
+
+
+def test_optimizer_name_errors():
+    model = mlp()
+    params, _ = init(model)
+    with pytest.raises(ValueError, match="'nadam'.*momentum schedule.*optax"):
+        jl.fit(model, params, "nadam", SCE, X, Y, verbose=0)
+    with pytest.raises(TypeError, match="optax GradientTransformation.*received 0.01"):
+        jl.fit(model, params, 0.01, SCE, X, Y, verbose=0)
