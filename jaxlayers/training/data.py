@@ -14,7 +14,6 @@ import math
 import numbers
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from .losses import sparse_label_spec
@@ -125,10 +124,10 @@ def check_labels(fn, y, classes, ignore_class=None):
     if ignore_class is not None:
         bad &= labels != ignore_class
     if np.any(bad):
-        first = labels[bad].ravel()[0]
+        first = labels[bad].ravel()[0].item()
         raise ValueError(f"{fn}: label {first!r} is outside the model's {classes} classes "
                          f"(labels must be integers in [0, {classes - 1}]); "
-                         f"{int(np.sum(bad))} labels are out of range")
+                         f"{int(np.sum(bad))} of {labels.size} labels are out of range")
 
 
 # --------------------------------------------------------------------------- batches
@@ -218,19 +217,23 @@ class Source:
             w = w * class_weights(y, class_weight)
         self.arrays, self.n = (x, y, w), n
 
-    def check_labels(self, classes, ignore_class):
-        """Refuse labels outside the model's classes: now for arrays, per batch for data."""
-        self.label_check = lambda y: check_labels(
-            f"{self.fn}: {self.role}y", y, classes, ignore_class)
+    def check_labels(self, classes_of, ignore_class):
+        """Refuse labels outside the model's classes (``classes_of(x_one_sample)``): now
+        for arrays, per batch (before its step) for an iterable."""
+        def check(x, y):
+            classes = classes_of(take(x, slice(0, 1)))
+            if classes:
+                check_labels(f"{self.fn}: {self.role}y", y, classes, ignore_class)
+        self.label_check = check
         if self.data is None:
-            self.label_check(self.arrays[1])
+            check(self.arrays[0], self.arrays[1])
 
     def _prepare(self, batch):
         x, y, w = batch
         if self.class_weight is not None:
             w = np.asarray(w, np.float32) * class_weights(y, self.class_weight)
         if self.label_check is not None:
-            self.label_check(y)
+            self.label_check(x, y)
         return x, y, w
 
     def batches(self, order_rng=None):
@@ -239,10 +242,6 @@ class Source:
             return iterable_batches(self.fn, self.data, "xy", self._prepare)
         order = order_rng.permutation(self.n) if order_rng is not None else np.arange(self.n)
         return array_batches(self.arrays, self.batch_size, order)
-
-    def example_x(self):
-        """The x of one sample (for the output shape), or None for an iterable."""
-        return None if self.data is not None else take(self.arrays[0], slice(0, 1))
 
 
 def validation_source(validation_data, batch_size):
@@ -255,26 +254,27 @@ def validation_source(validation_data, batch_size):
     return Source("fit", None, None, None, validation_data, batch_size, role="validation_data ")
 
 
-def _output_classes(member, n_members, params, state, x_one, axis):
-    """The size of the class axis of the model's output for one sample (shapes only)."""
-    def spec(a, drop_leading):
-        a = jnp.asarray(a) if not hasattr(a, "dtype") else a
-        return jax.ShapeDtypeStruct(a.shape[1:] if drop_leading else a.shape, a.dtype)
-    p = jax.tree_util.tree_map(lambda a: spec(a, bool(n_members)), params)
-    s = jax.tree_util.tree_map(lambda a: spec(a, bool(n_members)), state)
-    xs = jax.tree_util.tree_map(lambda a: spec(a, False), x_one)
-    out = jax.eval_shape(lambda p, s, x: member.apply(p, s, x, train=False)[0], p, s, xs)
-    return out.shape[axis] if isinstance(out, jax.ShapeDtypeStruct) and out.ndim else None
+def _spec(a, drop_leading=False):
+    a = a if hasattr(a, "dtype") else np.asarray(a)
+    return jax.ShapeDtypeStruct(a.shape[1:] if drop_leading else a.shape, a.dtype)
 
 
 def check_sparse_labels(sources, loss, member, n_members, params, state):
+    """With a sparse categorical loss, have every source refuse labels outside the
+    model's classes (the size of the output's class axis, from shapes alone)."""
     spec = sparse_label_spec(loss)
     if spec is None:
         return
-    example = next((s.example_x() for s in sources if s.example_x() is not None), None)
-    if example is None:
-        return
-    classes = _output_classes(member, n_members, params, state, example, spec[0])
-    if classes:
-        for source in sources:
-            source.check_labels(classes, spec[1])
+    axis, ignore_class = spec
+    p, s = jax.tree_util.tree_map(lambda a: _spec(a, bool(n_members)), (params, state))
+    found = {}
+
+    def classes_of(x_one):
+        if "classes" not in found:
+            out = jax.eval_shape(lambda p, s, x: member.apply(p, s, x, train=False)[0], p, s,
+                                 jax.tree_util.tree_map(_spec, x_one))
+            ok = isinstance(out, jax.ShapeDtypeStruct) and out.ndim
+            found["classes"] = out.shape[axis] if ok else None
+        return found["classes"]
+    for source in sources:
+        source.check_labels(classes_of, ignore_class)
