@@ -51,7 +51,7 @@ def num_samples(what, tree):
         raise ValueError(f"{what} is empty: it holds no arrays")
     sizes = sorted({_leaf_size(what, a) for a in leaves})
     if len(sizes) != 1:
-        raise ValueError(f"all arrays of {what} must have the same number of samples, "
+        raise ValueError(f"{what}: all arrays must have the same number of samples, "
                          f"received leading sizes {sizes}")
     return sizes[0]
 
