@@ -319,6 +319,14 @@ def test_ensemble_of_a_stateful_model():
 # --------------------------------------------------------------------------- interrupts
 
 
+def fit_catching(*args, **kwargs):
+    """`jl.fit`, with an escaping KeyboardInterrupt made a test failure (not a stopped run)."""
+    try:
+        return jl.fit(*args, **kwargs)
+    except KeyboardInterrupt:
+        pytest.fail("jl.fit let the KeyboardInterrupt escape")
+
+
 def test_keyboard_interrupt_from_a_callback_returns_the_training_and_restores_best():
     model = mlp()
     params, _ = init(model)
@@ -329,7 +337,7 @@ def test_keyboard_interrupt_from_a_callback_returns_the_training_and_restores_be
             raise KeyboardInterrupt
     stop = jl.EarlyStopping(monitor="val_loss", patience=50, restore_best_weights=True)
     # gradient ascent: epoch 0 has the best val_loss, and it is restored on the interrupt
-    ts, hist = jl.fit(model, params, optax.sgd(-0.2), SCE, X, Y, epochs=20, batch_size=5,
+    ts, hist = fit_catching(model, params, optax.sgd(-0.2), SCE, X, Y, epochs=20, batch_size=5,
                       validation_data=(X, Y), callbacks=[hook, stop, ctrl_c], verbose=0)
     assert hist.interrupted and hist.epoch == [0, 1, 2, 3]
     close(ts.params, seen[0])
@@ -349,7 +357,7 @@ def test_ctrl_c_stops_at_the_end_of_the_current_step():
             if i == 1:          # Ctrl-C while batch 1 is being prepared
                 os.kill(os.getpid(), signal.SIGINT)
             yield X[4 * i:4 * i + 4], Y[4 * i:4 * i + 4]
-    ts, hist = jl.fit(model, params, optax.sgd(0.1), SCE, data=batches, epochs=5, verbose=0)
+    ts, hist = fit_catching(model, params, optax.sgd(0.1), SCE, data=batches, epochs=5, verbose=0)
     assert hist.interrupted and hist.epoch == [] and int(ts.step) == 2
     ref, _ = manual_fit(model, params, state, optax.sgd(0.1), [(X[0:4], Y[0:4]),
                                                                 (X[4:8], Y[4:8])])
@@ -370,7 +378,7 @@ def test_keyboard_interrupt_inside_a_step_keeps_the_last_finished_step(monkeypat
             raise KeyboardInterrupt
         return real(self, tree)
     monkeypatch.setattr(devices.Placement, "batch", interrupted_batch)
-    ts, hist = jl.fit(model, params, optax.sgd(0.1), SCE, X, Y, batch_size=4, shuffle=False,
+    ts, hist = fit_catching(model, params, optax.sgd(0.1), SCE, X, Y, batch_size=4, shuffle=False,
                       epochs=3, verbose=0)
     assert hist.interrupted and int(ts.step) == 1
     ref, _ = manual_fit(model, params, state, optax.sgd(0.1), [(X[0:4], Y[0:4])])
