@@ -1,7 +1,9 @@
 """What fit / evaluate / predict accept: empty and malformed data, batch sizes, labels
 outside the model's classes, validation_split, class_weight, y of shape (n,) against an
-(n, 1) output, and callbacks that could never work with the given fit call."""
+(n, 1) output, optimizers by Keras name, and callbacks that could never work with the
+given fit call."""
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
@@ -153,6 +155,32 @@ def test_labels_of_shape_n_against_an_n_by_1_output_as_keras():
         flat, _ = jl.fit(model, params, TX, loss, X, y, batch_size=4, verbose=0)
         col, _ = jl.fit(model, params, TX, loss, X, y[:, None], batch_size=4, verbose=0)
         close(flat.params, col.params)
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw", "sgd", "rmsprop", "adagrad", "adadelta",
+                                  "adamax", "lion"])
+def test_optimizer_by_keras_name_updates_like_keras(name):
+    import keras
+    w0 = np.array([0.005, -0.01, 0.02], np.float32)     # small: float32 resolves tiny steps
+    grads = [np.array([0.1, -0.3, 0.2], np.float32), np.array([0.2, -0.5, 0.05], np.float32)]
+    ko, var = keras.optimizers.get(name), keras.Variable(w0)
+    tx = jl.training.optimizers.get(name)
+    p, s = jnp.asarray(w0), tx.init(jnp.asarray(w0))
+    for g in grads:
+        ko.apply_gradients([(g, var)])
+        u, s = tx.update(jnp.asarray(g), s, p)
+        p = optax.apply_updates(p, u)
+    np.testing.assert_allclose(p, var.value, rtol=1e-4, atol=1e-9)
+    assert np.all(np.asarray(p) != w0)
+    assert jl.training.optimizers.get(name.upper()) is tx
+
+
+def test_optimizer_name_errors():
+    model, params = mlp()
+    with pytest.raises(ValueError, match="'nadam'.*momentum schedule.*optax"):
+        jl.fit(model, params, "nadam", SCE, X, Y, verbose=0)
+    with pytest.raises(TypeError, match="optax GradientTransformation.*received 0.01"):
+        jl.fit(model, params, 0.01, SCE, X, Y, verbose=0)
 
 
 # --------------------------------------------------------------------------- callbacks

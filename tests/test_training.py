@@ -426,30 +426,3 @@ def test_second_fit_reuses_the_compiled_step():
     assert len(traces) == 2                  # evaluate shares the validation step
     jl.fit(model, params, "sgd", counting_loss, X, Y, epochs=1, batch_size=4, verbose=0)
     assert len(traces) == 3                  # another optimizer is another step
-
-
-@pytest.mark.parametrize("name", ["adam", "adamw", "sgd", "rmsprop", "adagrad", "adadelta",
-                                  "adamax", "lion"])
-def test_optimizer_by_keras_name_updates_like_keras(name):
-    import keras
-    w0 = np.array([0.005, -0.01, 0.02], np.float32)     # small: float32 resolves tiny steps
-    grads = [np.array([0.1, -0.3, 0.2], np.float32), np.array([0.2, -0.5, 0.05], np.float32)]
-    ko, var = keras.optimizers.get(name), keras.Variable(w0)
-    tx = jl.training.optimizers.get(name)
-    p, s = jnp.asarray(w0), tx.init(jnp.asarray(w0))
-    for g in grads:
-        ko.apply_gradients([(g, var)])
-        u, s = tx.update(jnp.asarray(g), s, p)
-        p = optax.apply_updates(p, u)
-    np.testing.assert_allclose(p, var.value, rtol=1e-4, atol=1e-9)
-    assert np.all(np.asarray(p) != w0)
-    assert jl.training.optimizers.get(name.upper()) is tx
-
-
-def test_optimizer_name_errors():
-    model = mlp()
-    params, _ = init(model)
-    with pytest.raises(ValueError, match="'nadam'.*momentum schedule.*optax"):
-        jl.fit(model, params, "nadam", SCE, X, Y, verbose=0)
-    with pytest.raises(TypeError, match="optax GradientTransformation.*received 0.01"):
-        jl.fit(model, params, 0.01, SCE, X, Y, verbose=0)
