@@ -180,7 +180,8 @@ def fit(model, params, optimizer, loss, x=None, y=None, *, state=None, data=None
         if validation_data is not None or data is not None:
             raise ValueError("fit: validation_split needs x and y arrays and no "
                              "validation_data (pass one or the other)")
-        x, y = _check_xy("fit", x, y)
+        if x is None or y is None:
+            raise ValueError("fit: validation_split needs x and y arrays")
         (x, y, sample_weight), (vx, vy, vw) = _data.validation_split_arrays(
             x, y, sample_weight, validation_split)
         validation_data = (vx, vy) if vw is None else (vx, vy, vw)
@@ -202,7 +203,7 @@ def fit(model, params, optimizer, loss, x=None, y=None, *, state=None, data=None
         step0 = jnp.zeros((n_members,) if n_members else (), jnp.int32)
         ts = TrainState(p, s, opt_state, step0, member_keys)
     _data.check_sparse_labels([train] + ([val] if val else []), loss_fn, member, n_members,
-                         ts.params, ts.state)
+                              ts.params, ts.state)
     np_rng = np.random.default_rng(seed)
     ts = place.state(_copy(ts), like=ts)
     ts_sharding = jax.tree_util.tree_map(lambda a: a.sharding, ts)
@@ -233,10 +234,10 @@ def fit(model, params, optimizer, loss, x=None, y=None, *, state=None, data=None
                          log_names=_log_names(metric_objs, val is not None, ts.opt_state))
     progress = Progress(verbose, epochs)
     total = _data.num_batches(x, data, batch_size)
+    for cb in cbs:                       # checks (monitors that will never be logged) first
+        getattr(cb, "on_train_begin", lambda r: None)(run)
     try:
         with _stop_on_sigint() as stop:
-            for cb in cbs:
-                getattr(cb, "on_train_begin", lambda r: None)(run)
             for epoch in range(initial_epoch, epochs):
                 meters = init_meters(members_arg if n_members else None)
                 if mesh is not None:
@@ -287,16 +288,13 @@ def fit(model, params, optimizer, loss, x=None, y=None, *, state=None, data=None
     return run.state, history
 
 
-def _check_xy(fn, x, y):
-    if x is None or y is None:
-        raise ValueError(f"{fn}: x and y arrays are needed (with validation_split)")
-    return x, y
-
-
 def _attach(exc, ts):
-    exc.train_state = ts
+    """Hand the caller the training state reached (None if the failing step consumed it)."""
+    exc.train_state = ts if _alive(ts) else None
     exc.add_note("jl.fit: the training state reached so far is attached to this exception "
-                 "as `exc.train_state` (a jl.TrainState)")
+                 "as `exc.train_state` (a jl.TrainState)" if _alive(ts) else
+                 "jl.fit: the failing step consumed the training state (exc.train_state is "
+                 "None)")
 
 
 def _evaluator(model, member, n, loss, loss_fn, metrics, metric_objs, place, mesh):
