@@ -357,12 +357,17 @@ def test_ctrl_c_stops_at_the_end_of_the_current_step():
             if i == 1:          # Ctrl-C while batch 1 is being prepared
                 os.kill(os.getpid(), signal.SIGINT)
             yield X[4 * i:4 * i + 4], Y[4 * i:4 * i + 4]
-    ts, hist = fit_catching(model, params, optax.sgd(0.1), SCE, data=batches, epochs=5, verbose=0)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)   # Python's own
+    try:
+        ts, hist = fit_catching(model, params, optax.sgd(0.1), SCE, data=batches, epochs=5,
+                                verbose=0)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler   # restored
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert hist.interrupted and hist.epoch == [] and int(ts.step) == 2
     ref, _ = manual_fit(model, params, state, optax.sgd(0.1), [(X[0:4], Y[0:4]),
                                                                 (X[4:8], Y[4:8])])
     close(ts.params, ref, atol=1e-6)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_keyboard_interrupt_inside_a_step_keeps_the_last_finished_step(monkeypatch):
