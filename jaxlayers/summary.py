@@ -26,6 +26,7 @@ class Summary:
     trainable_params: int
     non_trainable_params: int
     connections: list | None = None  # functional models: the "Connected to" column
+    params: object = dataclasses.field(default=None, repr=False)  # shapes of the params
 
     @property
     def total_params(self) -> int:
@@ -63,20 +64,52 @@ def _fmt_shape(shape):
     return repr(shape)
 
 
-def summary(model, input_shape=None, print_fn=print) -> Summary:
+def _frozen_count(params, frozen, trainable):
+    """How many scalars of `params` are frozen, from `frozen` (as for `jl.freeze`) or a
+    `trainable` mask (as `jl.trainable_mask` returns: True = trained)."""
+    if frozen is None and trainable is None:
+        return 0
+    if frozen is not None and trainable is not None:
+        raise ValueError("summary: pass frozen= (as for jl.freeze) or trainable= (the mask "
+                         "from jl.trainable_mask), not both")
+    if trainable is None:
+        from .training.transfer import trainable_mask
+        trainable = trainable_mask(params, frozen)
+    mask_leaves, mask_def = jax.tree_util.tree_flatten(trainable)
+    leaves, params_def = jax.tree_util.tree_flatten(params)
+    if mask_def != params_def:
+        raise ValueError(f"summary: the trainable mask must have the structure of the "
+                         f"model's params, received {mask_def} for params {params_def}")
+    return sum(math.prod(leaf.shape) for t, leaf in zip(mask_leaves, leaves) if not bool(t))
+
+
+def summary(model, input_shape=None, print_fn=print, *, frozen=None,
+            trainable=None) -> Summary:
     """Summarise `model` for inputs of `input_shape` (batch first, `None` for free dims).
 
     One row per layer (nested combinators indented) with its output shape and
-    parameter count, then the total, trainable (params) and non-trainable (state)
-    counts. Prints the table with `print_fn` unless it is None; returns a `Summary`.
+    parameter count, then the total, trainable (params) and non-trainable (state, and
+    params frozen by `frozen` -- as given to `jl.freeze` -- or by `trainable`, the mask
+    `jl.trainable_mask` returns) counts. Prints the table with `print_fn` unless it is
+    None; returns a `Summary`.
     """
     model = as_layer(model)
     shape = as_shape(input_shape)
     if model.graph is not None:
         result = _functional_summary(model, shape)
-        if print_fn is not None:
-            print_fn(str(result))
-        return result
+    else:
+        result = _serial_summary(model, shape)
+    if frozen is not None or trainable is not None:
+        frozen_n = _frozen_count(result.params, frozen, trainable)
+        result = dataclasses.replace(result, trainable_params=result.trainable_params - frozen_n,
+                                     non_trainable_params=result.non_trainable_params + frozen_n)
+    if print_fn is not None:
+        print_fn(str(result))
+    return result
+
+
+def _serial_summary(model, shape) -> Summary:
+    """One row per layer, nested combinators indented."""
     with recording() as rows:
         def run(key):
             return init_child(model, key, shape, "")
@@ -86,10 +119,7 @@ def summary(model, input_shape=None, print_fn=print) -> Summary:
         dataclasses.replace(top, label="")]
     for r in rows:
         r.label = r.label.strip()
-    result = Summary(model.name, rows, out_shape, count(params), count(state))
-    if print_fn is not None:
-        print_fn(str(result))
-    return result
+    return Summary(model.name, rows, out_shape, count(params), count(state), params=params)
 
 
 def _functional_summary(model, shape) -> Summary:
@@ -115,4 +145,4 @@ def _functional_summary(model, shape) -> Summary:
                  for n in graph.nodes if n.layer is layer for t in n.input_tensors()]
         connections.append(", ".join(links) or "-")
     return Summary(model.label or "functional", records, out_shape, count(params),
-                   count(state), connections)
+                   count(state), connections, params)

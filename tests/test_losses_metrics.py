@@ -103,6 +103,19 @@ def test_loss_errors():
         L.sparse_categorical_crossentropy(SPARSE[:3], LOGITS)
 
 
+@pytest.mark.parametrize("from_logits", [False, True])
+def test_sparse_crossentropy_labels_outside_the_classes_match_keras(from_logits):
+    """Keras 3 gives 0 (an all-zero one-hot row) for a label >= classes and for -1."""
+    y = np.array([C, -1, C + 7, 1, -3, 0])
+    y_pred = LOGITS if from_logits else PROBS
+    ours = np.asarray(L.sparse_categorical_crossentropy(y, y_pred, from_logits=from_logits))
+    theirs = keras_np(keras.losses.sparse_categorical_crossentropy, y, y_pred,
+                      from_logits=from_logits)
+    assert np.all(np.isfinite(ours))
+    np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-7)
+    assert ours[0] == ours[1] == 0.0 and ours[3] > 0
+
+
 def _keras_metric(metric, y_true, y_pred, sample_weight=None, batches=1):
     with jax.numpy_rank_promotion("allow"):
         idx = np.array_split(np.arange(len(y_pred)), batches)

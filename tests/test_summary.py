@@ -58,3 +58,32 @@ def test_single_layer_and_multi_output_shapes():
     assert len(s.rows) == 1 and s.total_params == 8
     s = jl.summary(jl.branch(jl.Dense(2), jl.Identity()), (None, 3), print_fn=None)
     assert "[(None, 2), (None, 3)]" in str(s)
+
+
+def test_frozen_weights_count_as_non_trainable():
+    import keras
+    import numpy as np
+    model = jl.serial(jl.Dense(8), jl.relu, jl.Dense(3), jl.BatchNormalization())
+    s = jl.summary(model, (None, 4), print_fn=None, frozen=(True, False, False, False))
+    assert (s.trainable_params, s.non_trainable_params) == (27 + 6, 40 + 6)
+    _, params, _state = model.init(jax.random.key(0), (None, 4))
+    mask = jl.trainable_mask(params, (True, False, False, False))
+    lines = []
+    same = jl.summary(model, (None, 4), print_fn=lines.append, trainable=mask)
+    assert same.trainable_params == s.trainable_params and same.total_params == 79
+    assert "Non-trainable params: 46" in lines[0]
+    # Keras counts a frozen Dense the same way
+    k = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8), keras.layers.ReLU(),
+                          keras.layers.Dense(3), keras.layers.BatchNormalization()])
+    k.layers[0].trainable = False
+    trainable = sum(int(np.prod(w.shape)) for w in k.trainable_weights)
+    assert trainable == s.trainable_params and k.count_params() == s.total_params
+    # a function (path, leaf) -> frozen, as for jl.freeze
+    biases = jl.summary(model, (None, 4), print_fn=None,
+                        frozen=lambda path, leaf: path[-1].key == "bias")
+    assert biases.non_trainable_params == 6 + 8 + 3
+    import pytest
+    with pytest.raises(ValueError, match="not both"):
+        jl.summary(model, (None, 4), print_fn=None, frozen=True, trainable=mask)
+    with pytest.raises(ValueError, match="structure of the model's params"):
+        jl.summary(model, (None, 4), print_fn=None, trainable=mask[:2])

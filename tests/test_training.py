@@ -270,7 +270,7 @@ def test_fit_errors():
     model = mlp()
     params, _ = init(model)
     tx = optax.sgd(0.1)
-    with pytest.raises(ValueError, match="same number of samples.*\\[9, 10\\]"):
+    with pytest.raises(ValueError, match="x has 10 samples but y has 9"):
         jl.fit(model, params, tx, SCE, X, Y[:9], verbose=0)
     with pytest.raises(ValueError, match="pass either x"):
         jl.fit(model, params, tx, SCE, X, Y, data=[(X, Y)], verbose=0)
@@ -278,7 +278,8 @@ def test_fit_errors():
         jl.fit(model, params, tx, SCE, X, verbose=0)
     with pytest.raises(ValueError, match="unique and not 'loss'"):
         jl.fit(model, params, tx, SCE, X, Y, metrics=["accuracy", "accuracy"], verbose=0)
-    with pytest.raises(KeyError, match="monitor 'val_loss'.*validation_data"):
+    with pytest.raises(ValueError, match="EarlyStopping: monitor='val_loss' is never logged.*"
+                                         "validation_data"):
         jl.fit(model, params, tx, SCE, X, Y, callbacks=[jl.EarlyStopping()], verbose=0)
     with pytest.raises(ValueError, match="ensemble: n must be a positive int"):
         jl.ensemble(model, 0)
@@ -313,3 +314,120 @@ def test_ensemble_of_a_stateful_model():
     assert np.all(np.asarray(ts.state[0]["activity_loss"]) > 0)
     y, _ = ens.apply(ts.params, ts.state, X)
     np.testing.assert_allclose(jl.predict(ens, ts, X), y, atol=1e-6)
+
+
+# --------------------------------------------------------------------------- interrupts
+
+
+def fit_catching(*args, **kwargs):
+    """`jl.fit`, with an escaping KeyboardInterrupt made a test failure (not a stopped run)."""
+    try:
+        return jl.fit(*args, **kwargs)
+    except KeyboardInterrupt:
+        pytest.fail("jl.fit let the KeyboardInterrupt escape")
+
+
+def test_keyboard_interrupt_from_a_callback_returns_the_training_and_restores_best():
+    model = mlp()
+    params, _ = init(model)
+    seen, hook = _snapshots()
+
+    def ctrl_c(run, epoch, logs):
+        if epoch == 3:
+            raise KeyboardInterrupt
+    stop = jl.EarlyStopping(monitor="val_loss", patience=50, restore_best_weights=True)
+    # gradient ascent: epoch 0 has the best val_loss, and it is restored on the interrupt
+    ts, hist = fit_catching(model, params, optax.sgd(-0.2), SCE, X, Y, epochs=20, batch_size=5,
+                      validation_data=(X, Y), callbacks=[hook, stop, ctrl_c], verbose=0)
+    assert hist.interrupted and hist.epoch == [0, 1, 2, 3]
+    close(ts.params, seen[0])
+    assert int(ts.step) == 8                       # 4 epochs of 2 steps, all kept
+    done, _ = jl.fit(model, params, optax.sgd(-0.2), SCE, X, Y, epochs=1, verbose=0)
+    assert not _.interrupted
+
+
+def test_ctrl_c_stops_at_the_end_of_the_current_step():
+    import os
+    import signal
+    model = mlp()
+    params, state = init(model)
+
+    def batches():
+        for i in range(3):
+            if i == 1:          # Ctrl-C while batch 1 is being prepared
+                os.kill(os.getpid(), signal.SIGINT)
+            yield X[4 * i:4 * i + 4], Y[4 * i:4 * i + 4]
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)   # Python's own
+    try:
+        ts, hist = fit_catching(model, params, optax.sgd(0.1), SCE, data=batches, epochs=5,
+                                verbose=0)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler   # restored
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert hist.interrupted and hist.epoch == [] and int(ts.step) == 2
+    ref, _ = manual_fit(model, params, state, optax.sgd(0.1), [(X[0:4], Y[0:4]),
+                                                                (X[4:8], Y[4:8])])
+    close(ts.params, ref, atol=1e-6)
+
+
+def test_keyboard_interrupt_inside_a_step_keeps_the_last_finished_step(monkeypatch):
+    from jaxlayers.training import devices
+    model = mlp()
+    params, state = init(model)
+    calls = []
+    real = devices.Placement.batch
+
+    def interrupted_batch(self, tree):        # the 2nd step is interrupted while starting
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(self, tree)
+    monkeypatch.setattr(devices.Placement, "batch", interrupted_batch)
+    ts, hist = fit_catching(model, params, optax.sgd(0.1), SCE, X, Y, batch_size=4, shuffle=False,
+                      epochs=3, verbose=0)
+    assert hist.interrupted and int(ts.step) == 1
+    ref, _ = manual_fit(model, params, state, optax.sgd(0.1), [(X[0:4], Y[0:4])])
+    close(ts.params, ref, atol=1e-6)
+
+
+def test_other_errors_carry_the_latest_train_state(tmp_path):
+    model = mlp()
+    params, _ = init(model)
+
+    def broken(run, epoch, logs):
+        if epoch == 1:
+            raise RuntimeError("callback bug")
+    with pytest.raises(RuntimeError, match="callback bug") as info:
+        jl.fit(model, params, optax.sgd(0.1), SCE, X, Y, batch_size=5, epochs=4, verbose=0,
+               callbacks=[broken])
+    assert int(info.value.train_state.step) == 4
+    assert any("exc.train_state" in n for n in info.value.__notes__)
+    (tmp_path / "file").write_text("not a directory")
+    ck = jl.ModelCheckpoint(tmp_path / "file" / "ck.safetensors")
+    with pytest.raises(OSError) as info:
+        jl.fit(model, params, optax.sgd(0.1), SCE, X, Y, batch_size=5, verbose=0,
+               callbacks=[ck])
+    assert isinstance(info.value.train_state, jl.TrainState)
+    assert int(info.value.train_state.step) == 2
+
+
+# --------------------------------------------------------------------------- compile reuse
+
+
+def test_second_fit_reuses_the_compiled_step():
+    traces = []
+
+    def counting_loss(y, y_pred):
+        traces.append(1)
+        return SCE.per_sample(y, y_pred)
+
+    model = mlp()
+    params, _ = init(model)
+    for _ in range(3):
+        ts, _h = jl.fit(model, params, "adam", counting_loss, X, Y, epochs=1, batch_size=4,
+                        metrics=["accuracy"], validation_data=(X, Y), verbose=0)
+    assert len(traces) == 2                  # one train step, one validation step
+    jl.evaluate(model, ts, X, Y, loss=counting_loss, metrics=["accuracy"], batch_size=4)
+    assert len(traces) == 2                  # evaluate shares the validation step
+    jl.fit(model, params, "sgd", counting_loss, X, Y, epochs=1, batch_size=4, verbose=0)
+    assert len(traces) == 3                  # another optimizer is another step

@@ -187,3 +187,26 @@ def test_take_functional_shared_layer_is_ambiguous():
     _, params = model.init(jax.random.key(0))
     with pytest.raises(ValueError, match="'shared'.*called 2 times"):
         jl.take(model, params, "shared")
+
+
+def test_take_serial_by_child_name():
+    model = jl.serial(jl.Dense(6), jl.relu, jl.named(jl.Dense(4), "features"), jl.relu,
+                      jl.Dense(2))
+    _, params = model.init(jax.random.key(0), (None, 4))
+    body, body_params = jl.take(model, params, "features")
+    assert len(body.children) == 3 and len(body_params) == 3
+    h = np.maximum(dense(params[0], X), 0)
+    np.testing.assert_allclose(body.apply(body_params, X), dense(params[2], h), atol=1e-5)
+    # with state, and the same layers as an index
+    sm = jl.serial(jl.named(jl.Dense(3, activity_regularizer="l2"), "first"), jl.Dense(2))
+    _, p, s = sm.init(jax.random.key(0), (None, 4))
+    sub, sp, ss = jl.take(sm, p, "first", state=s)
+    assert len(sp) == len(ss) == 1 and sub.stateful
+    with pytest.raises(ValueError, match="no child named 'feats'.*'features'"):
+        jl.take(model, params, "feats")
+    twice = jl.serial(jl.named(jl.Dense(2), "a"), jl.named(jl.Dense(2), "a"))
+    _, tp = twice.init(jax.random.key(0), (None, 2))
+    with pytest.raises(ValueError, match="2 children named 'a'"):
+        jl.take(twice, tp, "a")
+    with pytest.raises(TypeError, match="k must be an int, a slice or a layer name"):
+        jl.take(model, params, 2.0)

@@ -1,6 +1,6 @@
 """Training: losses, metrics, the fit / evaluate / predict loop, callbacks, ensembles,
 transfer learning."""
-from . import callbacks, losses, metrics
+from . import callbacks, losses, metrics, optimizers
 from .callbacks import EarlyStopping, LambdaCallback, ModelCheckpoint
 from .ensemble import Ensemble, ensemble
 from .loop import History, TrainState, evaluate, fit, predict

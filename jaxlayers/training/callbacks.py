@@ -14,7 +14,9 @@ schedules given to the optimizer (``optax.adam(optax.cosine_decay_schedule(1e-3,
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import os
+import string
 from typing import Any, Callable
 
 import jax
@@ -32,10 +34,25 @@ class Run:
     stop_training: bool = False
     verbose: int = 1
     _place: Callable = None         # puts host arrays back where the state lives
+    log_names: tuple = ()           # the names fit logs each epoch ("loss", "val_loss", ...)
 
     def set_state(self, host_state):
         """Replace the training state with `host_state` (e.g. numpy copies)."""
         self.state = self._place(host_state) if self._place else host_state
+
+
+def _check_type(owner, name, value, kinds, what):
+    if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
+        raise TypeError(f"{owner}: {name} must be {what}, received {value!r}")
+
+
+def _check_monitor(owner, argument, monitor, run):
+    """A monitored value that fit will never log is an error at the start of training."""
+    if run.log_names and monitor not in run.log_names:
+        hint = " (val_* values need validation_data or validation_split)" if (
+            monitor.startswith("val_")) else ""
+        raise ValueError(f"{owner}: {argument}={monitor!r} is never logged by this fit call; "
+                         f"it logs {', '.join(run.log_names)}{hint}")
 
 
 def _scalar(v):
@@ -53,6 +70,18 @@ class EarlyStopping:
 
     def __init__(self, monitor="val_loss", min_delta=0.0, patience=0, verbose=0, mode="auto",
                  baseline=None, restore_best_weights=False, start_from_epoch=0):
+        owner = "EarlyStopping"
+        _check_type(owner, "monitor", monitor, (str,), "a logged name such as 'val_loss'")
+        _check_type(owner, "min_delta", min_delta, (numbers.Real,), "a number")
+        _check_type(owner, "patience", patience, (numbers.Integral,), "an int")
+        _check_type(owner, "verbose", verbose, (numbers.Integral, bool), "an int")
+        _check_type(owner, "restore_best_weights", restore_best_weights, (bool,), "a bool")
+        _check_type(owner, "start_from_epoch", start_from_epoch, (numbers.Integral,), "an int")
+        if baseline is not None:
+            _check_type(owner, "baseline", baseline, (numbers.Real,), "a number or None")
+        if patience < 0 or start_from_epoch < 0:
+            raise ValueError(f"{owner}: patience and start_from_epoch must be >= 0, received "
+                             f"patience={patience!r}, start_from_epoch={start_from_epoch!r}")
         if mode not in ("auto", "min", "max"):
             raise ValueError(f"EarlyStopping: mode must be 'auto', 'min' or 'max', got {mode!r}")
         if mode == "auto":
@@ -72,6 +101,7 @@ class EarlyStopping:
         return jax.device_get((run.state.params, run.state.state))
 
     def on_train_begin(self, run):
+        _check_monitor("EarlyStopping", "monitor", self.monitor, run)
         self.wait, self.stopped_epoch, self.best = 0, 0, None
         self.best_weights, self.best_epoch = None, 0
 
@@ -118,16 +148,31 @@ class ModelCheckpoint:
 
     def __init__(self, filepath, every_n_epochs=1, monitor="val_loss", mode="auto",
                  save_best_only=False, save_optimizer=True):
-        if not isinstance(every_n_epochs, int) or every_n_epochs < 1:
+        owner = "ModelCheckpoint"
+        _check_type(owner, "filepath", filepath, (str, os.PathLike), "a str or path")
+        _check_type(owner, "monitor", monitor, (str,), "a logged name such as 'val_loss'")
+        _check_type(owner, "save_best_only", save_best_only, (bool,), "a bool")
+        _check_type(owner, "save_optimizer", save_optimizer, (bool,), "a bool")
+        if isinstance(every_n_epochs, bool) or not isinstance(every_n_epochs, int) or (
+                every_n_epochs < 1):
             raise ValueError(f"ModelCheckpoint: every_n_epochs must be a positive int, got "
                              f"{every_n_epochs!r}")
+        if not str(filepath):
+            raise ValueError("ModelCheckpoint: filepath is empty")
         self.filepath, self.every_n_epochs = str(filepath), every_n_epochs
         self.save_best_only, self.save_optimizer = save_best_only, save_optimizer
         self._best = EarlyStopping(monitor=monitor, mode=mode)
         self.saved = []
 
     def on_train_begin(self, run):
-        self._best.on_train_begin(run)
+        if self.save_best_only:
+            _check_monitor("ModelCheckpoint(save_best_only=True)", "monitor",
+                           self._best.monitor, run)
+        self._best.on_train_begin(dataclasses.replace(run, log_names=()))
+        fields = {f for _, f, _, _ in string.Formatter().parse(self.filepath) if f}
+        for field in sorted(fields - {"epoch"}):
+            _check_monitor("ModelCheckpoint", "filepath field", field.split(".")[0].split(
+                "[")[0], run)
 
     def on_epoch_end(self, run, epoch, logs):
         from ..io.checkpoint import save
@@ -153,6 +198,10 @@ class LambdaCallback:
     ``on_train_begin(run)``, ``on_train_end(run)`` (each optional)."""
 
     def __init__(self, on_epoch_end=None, on_train_begin=None, on_train_end=None):
+        for name, fn in (("on_epoch_end", on_epoch_end), ("on_train_begin", on_train_begin),
+                         ("on_train_end", on_train_end)):
+            if fn is not None and not callable(fn):
+                raise TypeError(f"LambdaCallback: {name} must be a function, received {fn!r}")
         if on_epoch_end:
             self.on_epoch_end = on_epoch_end
         if on_train_begin:

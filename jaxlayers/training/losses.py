@@ -86,8 +86,9 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_cl
     """Crossentropy between integer labels and class scores along `axis`.
 
     `y_true` has the shape of `y_pred` without `axis` (a trailing 1 is squeezed).
-    Entries equal to `ignore_class` give 0. Logits go through
-    `optax.softmax_cross_entropy_with_integer_labels`. Returns one value per sample.
+    Entries equal to `ignore_class` give 0. As in Keras 3, a label outside
+    ``[0, classes)`` (e.g. -1, or `classes`) has an all-zero one-hot row and gives 0 (`fit`
+    and `evaluate` refuse such labels before training). Returns one value per sample.
     """
     y_pred = jnp.asarray(y_pred)
     y_true = jnp.asarray(y_true)
@@ -104,15 +105,27 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_cl
         valid = y_true != ignore_class
         y_true = jnp.where(valid, y_true, 0)
     if from_logits:
-        res = optax.softmax_cross_entropy_with_integer_labels(y_pred, y_true, axis=axis)
+        log_p = jax.nn.log_softmax(y_pred, axis=axis)
     else:
         p = y_pred / jnp.sum(y_pred, axis=axis, keepdims=True)
-        p = jnp.clip(p, EPSILON, 1.0 - EPSILON)
-        onehot = jax.nn.one_hot(y_true, y_pred.shape[axis], axis=axis, dtype=p.dtype)
-        res = -jnp.sum(onehot * jnp.log(p), axis=axis)
+        log_p = jnp.log(jnp.clip(p, EPSILON, 1.0 - EPSILON))
+    onehot = jax.nn.one_hot(y_true, y_pred.shape[axis], axis=axis, dtype=log_p.dtype)
+    res = -jnp.sum(onehot * log_p, axis=axis)
     if valid is not None:
         res = jnp.where(valid, res, 0.0)
     return res
+
+
+def sparse_label_spec(loss):
+    """``(axis, ignore_class)`` when `loss` is a sparse categorical crossentropy (whose
+    integer labels index the model's classes), else None."""
+    fn = getattr(loss, "per_sample", loss)
+    keywords = {}
+    if isinstance(fn, functools.partial):
+        fn, keywords = fn.func, fn.keywords
+    if fn is not sparse_categorical_crossentropy:
+        return None
+    return keywords.get("axis", -1), keywords.get("ignore_class")
 
 
 # --------------------------------------------------------------------------- regression

@@ -48,6 +48,9 @@ def take(model, params, k, state=None):
     params, as a new serial model: ``body, body_params = jl.take(model, params, -1)``;
     `k` may also be the name of one of its layers (``jl.named`` / Keras' name), included.
 
+    On a `serial`, `k` may also be the name given to a child with `jl.named`: the layers
+    up to and including that child (``jl.take(model, params, "features")``).
+
     For a functional `jl.Model`, `k` is a layer name (or a list of names): the result is a
     `jl.Model` from the model's inputs to that layer's output (a tuple of outputs for a
     list), with the params (and state) of the layers it uses, under the same names.
@@ -62,12 +65,10 @@ def take(model, params, k, state=None):
             model.children):
         raise ValueError(f"take: expected a serial model and its params tuple, got "
                          f"{model.name} with params of type {type(params).__name__}")
-    if isinstance(k, str):             # a serial's layer by its name (label), inclusive
-        labels = [c.label for c in model.children]
-        if k not in labels:
-            raise ValueError(f"take: {model.name} has no layer named {k!r}; its named layers: "
-                             f"{[n for n in labels if n]}")
-        k = labels.index(k) + 1
+    if isinstance(k, str):
+        k = _child_index(model, k) + 1
+    elif isinstance(k, bool) or not isinstance(k, (int, slice)):
+        raise TypeError(f"take: k must be an int, a slice or a layer name, received {k!r}")
     sl = k if isinstance(k, slice) else slice(0, k)
     layers = model.children[sl]
     if not layers:
@@ -77,6 +78,20 @@ def take(model, params, k, state=None):
     if state is None:
         return sub, params[sl]
     return sub, params[sl], state[sl]
+
+
+def _child_index(model, name):
+    """The position of the child of a serial `model` named `name` (with `jl.named`)."""
+    labels = [child.label for child in model.children]
+    if name not in labels:
+        named = [repr(n) for n in labels if n]
+        raise ValueError(f"take: {model.name} has no child named {name!r}; its named "
+                         f"children are {', '.join(named) if named else 'none'} (name one "
+                         f"with jl.named(layer, name))")
+    if labels.count(name) > 1:
+        raise ValueError(f"take: {model.name} has {labels.count(name)} children named "
+                         f"{name!r}; names must be unique to take by name")
+    return labels.index(name)
 
 
 def _take_functional(model, params, k, state):
