@@ -28,7 +28,7 @@ examples: $(VENV)/.examples        ## run every example
 	for f in examples/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
 
 test: $(VENV)/.test                ## install and run the whole test suite (2 workers)
-	$(PY) -m pytest -n 2
+	$(PY) -m pytest -n 2 --dist loadgroup
 
 bench: $(VENV)/.bench              ## every workload and peer: bench/results/*.csv, README.md, scaling.png
 	$(PY) -m bench

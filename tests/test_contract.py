@@ -1,4 +1,12 @@
-"""Cross-cutting checks run on every registry entry (DESIGN.md section 4)."""
+"""Cross-cutting checks run on every registry entry (DESIGN.md section 4).
+
+Each registry case is built, initialised and compiled once (`Built`, cached per case id) and
+shared by every check: the eager outputs, the jitted apply, the jitted and vmapped init. The
+checks compare a transformed path (jit, vmap, grad, bfloat16) against the eager one.
+"""
+import functools
+import inspect
+
 import jax
 import jax.numpy as jnp
 import jax.test_util
@@ -12,6 +20,7 @@ from tests.cases import all_cases
 CASES = all_cases()
 KEY = jax.random.key(0)
 RNG = jax.random.key(42)
+MEMBERS = 3  # ensemble size for the vmapped init
 
 
 def _is_shape(s):
@@ -35,13 +44,6 @@ def _is_multi(shape):
     return isinstance(shape, tuple) and shape and all(isinstance(s, tuple) for s in shape)
 
 
-def setup(case):
-    layer = case.make()
-    model = jl.with_state(layer)
-    out_shape, params, state = model.init(KEY, case.input_shape)
-    return layer, model, out_shape, params, state, make_input(case)
-
-
 def run(model, params, state, x, train=False):
     return model.apply(params, state, x, rng=RNG if train else None, train=train)
 
@@ -55,29 +57,79 @@ def cast(tree, dtype):
         lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a, tree)
 
 
+def member(tree, i):
+    return jax.tree_util.tree_map(lambda a: a[i], tree)
+
+
 def assert_tree_close(a, b, atol=1e-5, rtol=1e-5):
+    assert jax.tree_util.tree_structure(a) == jax.tree_util.tree_structure(b)
     jax.tree_util.tree_map(
         lambda u, v: np.testing.assert_allclose(np.asarray(u, np.float32),
                                                 np.asarray(v, np.float32), atol=atol, rtol=rtol),
         a, b)
 
 
-@pytest.fixture(params=CASES, ids=[c.id for c in CASES])
+class Built:
+    """One registry case built and initialised once, its compiled functions made on first use.
+
+    ``layer`` is the case's layer, ``model`` its stateful form, ``init`` the eager
+    ``model.init(KEY, input_shape)`` (out_shape, params, state), ``x`` the example input.
+    """
+
+    def __init__(self, case):
+        self.case = case
+        self.layer = case.make()
+        self.model = jl.with_state(self.layer)
+        self.init = self.model.init(KEY, case.input_shape)
+        _, self.params, self.state = self.init
+        self.x = make_input(case)
+        self.apply = jax.jit(functools.partial(run, self.model), static_argnames="train")
+
+    @functools.cache
+    def eager(self, train):
+        """The eager ``(y, new_state)`` on the example input."""
+        return run(self.model, self.params, self.state, self.x, train)
+
+    @functools.cached_property
+    def stacked(self):
+        """``vmap(init)`` over MEMBERS keys (jitted): (out_shape, params, state) stacked."""
+        keys = jax.random.split(KEY, MEMBERS)
+        init = jax.vmap(self.model.init, in_axes=(0, None))
+        return jax.jit(init, static_argnums=1)(keys, self.case.input_shape)
+
+
+_BUILT = {}
+
+
+def built_case(case):
+    """The shared `Built` of `case` (built on first request)."""
+    if case.id not in _BUILT:
+        _BUILT[case.id] = Built(case)
+    return _BUILT[case.id]
+
+
+@pytest.fixture(params=[pytest.param(c, id=c.id, marks=pytest.mark.xdist_group(c.id))
+                        for c in CASES])
 def case(request):
     return request.param
 
 
-def test_init_form_matches_stateful_flag(case):
-    layer = case.make()
-    out = layer.init(KEY, case.input_shape)
+@pytest.fixture
+def built(case):
+    return built_case(case)
+
+
+def test_init_form_matches_stateful_flag(built):
+    layer = built.layer
+    out = layer.init(KEY, built.case.input_shape)
     assert len(out) == (3 if layer.stateful else 2)
     init, apply = layer
     assert init is layer.init and apply is layer.apply
 
 
-def test_output_shape_agrees_with_eval_shape(case):
-    _, model, out_shape, params, state, x = setup(case)
-    traced = jax.eval_shape(lambda p, s, x: run(model, p, s, x)[0], params, state, x)
+def test_output_shape_agrees_with_eval_shape(built):
+    out_shape, params, state = built.init
+    traced = jax.eval_shape(lambda p, s, x: run(built.model, p, s, x)[0], params, state, built.x)
     flat_out = jax.tree_util.tree_leaves(out_shape, is_leaf=_is_shape)
     flat_traced = jax.tree_util.tree_leaves(traced)
     assert len(flat_out) == len(flat_traced)
@@ -89,102 +141,155 @@ def test_output_shape_agrees_with_eval_shape(case):
     assert all(o[0] is None for o in flat_out if len(o))
 
 
-def test_init_under_jit_and_vmap(case):
-    layer = case.make()
-    model = jl.with_state(layer)
-    eager = model.init(KEY, case.input_shape)
-    jitted = jax.jit(model.init, static_argnums=1)(KEY, case.input_shape)
+def test_init_under_jit_and_vmap(built):
+    eager = built.init
+    jitted = jax.jit(built.model.init, static_argnums=1)(KEY, built.case.input_shape)
     assert jitted[0] == eager[0]
     assert_tree_close(jitted[1:], eager[1:])
-    keys = jax.random.split(KEY, 3)
-    shapes, params, state = jax.vmap(model.init, in_axes=(0, None))(keys, case.input_shape)
+    shapes, params, state = built.stacked
     assert shapes == eager[0]
-    for leaf, ref in zip(jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(eager[1])):
-        assert leaf.shape == (3,) + ref.shape
+    for stacked, ref in [(params, eager[1]), (state, eager[2])]:
+        for leaf, one in zip(jax.tree_util.tree_leaves(stacked), jax.tree_util.tree_leaves(ref)):
+            assert leaf.shape == (MEMBERS,) + one.shape
 
 
-def test_jit_matches_eager(case):
-    _, model, _, params, state, x = setup(case)
-    for train in modes(case):
-        eager = run(model, params, state, x, train)
-        jitted = jax.jit(lambda p, s, x: run(model, p, s, x, train))(params, state, x)
-        assert_tree_close(jitted, eager, atol=1e-5)
+def test_jit_matches_eager(built):
+    for train in modes(built.case):
+        jitted = built.apply(built.params, built.state, built.x, train=train)
+        assert_tree_close(jitted, built.eager(train), atol=1e-5)
 
 
-def test_vmap_over_batches(case):
-    _, model, _, params, state, x = setup(case)
-    xs = jax.tree_util.tree_map(lambda a: jnp.stack([a, a * 0.5 + 1.0]).astype(a.dtype), x)
-    batched = jax.vmap(lambda x: run(model, params, state, x)[0])(xs)
+def test_vmap_over_batches(built):
+    xs = jax.tree_util.tree_map(lambda a: jnp.stack([a, a * 0.5 + 1.0]).astype(a.dtype), built.x)
+    f = jax.jit(jax.vmap(lambda x: built.apply(built.params, built.state, x)[0]))
+    batched = f(xs)
     for i in range(2):
-        xi = jax.tree_util.tree_map(lambda a: a[i], xs)
-        assert_tree_close(jax.tree_util.tree_map(lambda a: a[i], batched),
-                          run(model, params, state, xi)[0], atol=1e-5)
+        assert_tree_close(member(batched, i),
+                          built.apply(built.params, built.state, member(xs, i))[0], atol=1e-5)
 
 
-def test_vmap_over_stacked_params(case):
-    layer = case.make()
-    model = jl.with_state(layer)
-    x = make_input(case)
-    keys = jax.random.split(KEY, 3)
-    params, state = jax.vmap(lambda k: model.init(k, case.input_shape)[1:])(keys)
-    ys = jax.vmap(lambda p, s: run(model, p, s, x)[0], axis_size=3)(params, state)
-    for i in range(3):
-        p_i = jax.tree_util.tree_map(lambda a: a[i], params)
-        s_i = jax.tree_util.tree_map(lambda a: a[i], state)
-        assert_tree_close(jax.tree_util.tree_map(lambda a: a[i], ys),
-                          run(model, p_i, s_i, x)[0], atol=1e-5)
+def test_vmap_over_stacked_params(built):
+    _, params, state = built.stacked
+    f = jax.jit(jax.vmap(lambda p, s: built.apply(p, s, built.x)[0], axis_size=MEMBERS))
+    ys = f(params, state)
+    for i in range(MEMBERS):
+        assert_tree_close(member(ys, i),
+                          built.apply(member(params, i), member(state, i), built.x)[0],
+                          atol=1e-5)
     if jax.tree_util.tree_leaves(params):
         first = jax.tree_util.tree_leaves(ys)[0]
         assert not np.allclose(first[0], first[1]), "members with different keys agree"
 
 
-def test_check_grads(case):
-    if not case.grad:
+def _grad_problem(built, train):
+    """(f, args) in float64: ``f(*args) -> (y, new_state)`` of the params (and the input, if
+    the registry says so), the rest of apply's arguments fixed."""
+    params, state, x = (cast(t, jnp.float64) for t in (built.params, built.state, built.x))
+    if built.case.grad_wrt_input:
+        return (lambda p, x: run(built.model, p, state, x, train)), (params, x)
+    return (lambda p: run(built.model, p, state, x, train)), (params,)
+
+
+def test_check_grads(built):
+    if not built.case.grad:
         pytest.skip("not differentiable (declared in the registry)")
-    _, model, _, params, state, x = setup(case)
     with jax.enable_x64(True):
-        p64, s64, x64 = cast(params, jnp.float64), cast(state, jnp.float64), cast(x, jnp.float64)
-        for train in modes(case):
-            if case.grad_wrt_input:
-                f = lambda p, x: run(model, p, s64, x, train)[0]
-                args = (p64, x64)
-            else:
-                f = lambda p: run(model, p, s64, x64, train)[0]
-                args = (p64,)
-            jax.test_util.check_grads(f, args, order=1, modes=("rev",), atol=1e-4, rtol=1e-4,
-                                      eps=1e-6)
+        for train in modes(built.case):
+            f, args = _grad_problem(built, train)
+            jax.test_util.check_grads(lambda *a: f(*a)[0], args, order=1, modes=("rev",),
+                                      atol=1e-4, rtol=1e-4, eps=1e-6)
 
 
-def test_bfloat16(case):
-    if not case.bf16:
+def test_jitted_grad_matches_eager(built):
+    """The gradient of a training-style loss (a random projection of every output plus the
+    activity losses) is the same under jit as eagerly: catches lowering bugs that the eager
+    check_grads cannot see. In float64, so the eager pass reuses check_grads' compiles."""
+    if not built.case.grad:
+        pytest.skip("not differentiable (declared in the registry)")
+    with jax.enable_x64(True):
+        for train in modes(built.case):
+            f, args = _grad_problem(built, train)
+            leaves, tree = jax.tree_util.tree_flatten(built.eager(train)[0])
+            keys = jax.random.split(jax.random.key(7), len(leaves))
+            weights = tree.unflatten([jax.random.normal(k, a.shape, jnp.float64)
+                                      for k, a in zip(keys, leaves)])
+
+            def loss(*a):
+                y, new_state = f(*a)
+                dots = jax.tree_util.tree_map(lambda u, w: jnp.sum(u * w), y, weights)
+                return sum(jax.tree_util.tree_leaves(dots)) + jl.activity_loss(new_state)
+
+            grad = jax.grad(loss, argnums=tuple(range(len(args))))
+            eager = grad(*args)
+            assert any(np.any(np.asarray(g) != 0) for g in jax.tree_util.tree_leaves(eager)), \
+                "the gradient is identically zero: the check would compare nothing"
+            assert_tree_close(jax.jit(grad)(*args), eager, atol=1e-6, rtol=1e-6)
+
+
+def test_bfloat16(built):
+    if not built.case.bf16:
         pytest.skip("no bfloat16 path (declared in the registry)")
-    _, model, _, params, state, x = setup(case)
-    y32 = run(model, params, state, x)[0]
-    y16 = run(model, cast(params, jnp.bfloat16), cast(state, jnp.bfloat16),
-              cast(x, jnp.bfloat16))[0]
+    y32 = built.eager(False)[0]
+    y16 = built.apply(cast(built.params, jnp.bfloat16), cast(built.state, jnp.bfloat16),
+                      cast(built.x, jnp.bfloat16))[0]
     for a, b in zip(jax.tree_util.tree_leaves(y16), jax.tree_util.tree_leaves(y32)):
         if jnp.issubdtype(b.dtype, jnp.floating):
             assert a.dtype == jnp.bfloat16, a.dtype
         scale = float(jnp.max(jnp.abs(b))) + 1e-3
-        np.testing.assert_allclose(np.asarray(a, np.float32), np.asarray(b), atol=case.bf16_tol
-                                   * scale, rtol=0)
+        np.testing.assert_allclose(np.asarray(a, np.float32), np.asarray(b),
+                                   atol=built.case.bf16_tol * scale, rtol=0)
 
 
-def test_eval_leaves_state_unchanged(case):
-    _, model, _, params, state, x = setup(case)
-    _, new_state = run(model, params, state, x, train=False)
+def test_eval_leaves_state_unchanged(built):
+    state = built.state
+    _, new_state = built.eager(False)
     assert jax.tree_util.tree_structure(new_state) == jax.tree_util.tree_structure(state)
     assert_tree_close(new_state, state, atol=0, rtol=0)
-    if case.train:
-        _, trained = run(model, params, state, x, train=True)
+    if built.case.train:
+        _, trained = built.eager(True)
         assert jax.tree_util.tree_structure(trained) == jax.tree_util.tree_structure(state)
         for a, b in zip(jax.tree_util.tree_leaves(trained), jax.tree_util.tree_leaves(state)):
             assert a.shape == b.shape and a.dtype == b.dtype
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if c.train], ids=lambda c: c.id)
-def test_training_needs_rng_only_when_random(case):
-    _, model, _, params, state, x = setup(case)
-    run(model, params, state, x, train=False)  # no rng needed in inference
+@pytest.mark.parametrize("train_case", [pytest.param(c, id=c.id,
+                                                     marks=pytest.mark.xdist_group(c.id))
+                                        for c in CASES if c.train])
+def test_training_needs_rng_only_when_random(train_case):
+    b = built_case(train_case)
+    b.eager(False)  # no rng needed in inference
     with pytest.raises(ValueError, match="rng"):
-        model.apply(params, state, x, train=True)
+        b.model.apply(b.params, b.state, b.x, train=True)
+
+
+def _public_constructors():
+    """{name: function} for every public `jl` function documented to return a Layer or Cell."""
+    found = {}
+    for name in dir(jl):
+        obj = getattr(jl, name)
+        if name.startswith("_") or not inspect.isfunction(obj):
+            continue
+        returns = inspect.signature(obj).return_annotation
+        if getattr(returns, "__name__", returns) in ("Layer", "Cell"):
+            found[name] = obj
+    return found
+
+
+def test_every_public_layer_has_a_registry_entry(monkeypatch):
+    constructors = _public_constructors()
+    called = set()
+
+    def recording(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            called.add(fn)
+            return fn(*args, **kwargs)
+        return wrapper
+
+    for name, fn in constructors.items():
+        monkeypatch.setattr(jl, name, recording(fn))
+    for case in CASES:
+        jl.with_state(case.make())
+    missing = sorted(name for name, fn in constructors.items() if fn not in called)
+    assert len(constructors) > 80, sorted(constructors)
+    assert not missing, f"public layer constructors with no entry in tests/cases/: {missing}"

@@ -71,7 +71,9 @@ CASES = [
     _pool_case("GlobalMaxPooling1D", lambda: jl.GlobalMaxPooling1D(), (None, 5, 3)),
     _pool_case("GlobalMaxPooling2D-keepdims-cf",
                lambda: jl.GlobalMaxPooling2D(CF, keepdims=True), (None, 3, 4, 4)),
+    _pool_case("GlobalMaxPooling3D-cf", lambda: jl.GlobalMaxPooling3D(CF), (None, 2, 3, 2, 2)),
     Case("GlobalAveragePooling1D-cf", lambda: jl.GlobalAveragePooling1D(CF), (None, 3, 5)),
+    Case("GlobalAveragePooling2D", lambda: jl.GlobalAveragePooling2D(), (None, 3, 4, 2)),
     Case("GlobalAveragePooling3D-keepdims", lambda: jl.GlobalAveragePooling3D(keepdims=True),
          (None, 2, 3, 2, 2)),
     # Reshaping

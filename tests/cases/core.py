@@ -1,8 +1,21 @@
 """Registry entries: core layers and combinators."""
+import jax
 import jax.numpy as jnp
 
 import jaxlayers as jl
 from tests.cases import Case
+
+
+def _stax_pair(units):
+    """A raw stax ``(init, apply)`` pair (plain tuples, -1 for the batch), as jax's stax makes."""
+    def init(key, input_shape):
+        w = jax.random.normal(key, (input_shape[-1], units)) * 0.5
+        return input_shape[:-1] + (units,), (w,)
+
+    def apply(params, x, **kwargs):
+        return x @ params[0]
+
+    return init, apply
 
 CASES = [
     Case("InputLayer", lambda: jl.InputLayer((5,)), (None, 5)),
@@ -32,6 +45,9 @@ CASES = [
     Case("FanOut-FanInSum", lambda: jl.serial(jl.FanOut(2), jl.parallel(jl.Dense(3), jl.Dense(3)),
                                               jl.FanInSum()), (None, 4)),
     Case("residual", lambda: jl.residual(jl.Dense(6), jl.relu, jl.Dense(4)), (None, 4)),
+    Case("as_layer-pair-and-function", lambda: jl.serial(jl.as_layer(_stax_pair(3)),
+                                                         jl.as_layer(jnp.sin)), (None, 4)),
+    Case("named", lambda: jl.named(jl.Dense(3), "head"), (None, 4)),
     Case("serial-dropout", lambda: jl.serial(jl.Dense(6), jl.Dropout(0.2), jl.Dense(2)),
          (None, 4), train=True),
 ]

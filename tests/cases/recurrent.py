@@ -32,6 +32,8 @@ def MinimalRNNCell(units):
 
 SEQ = (None, 3, 2)
 FREE = (None, None, 2)
+# glorot rather than orthogonal recurrent init: a QR under vmap costs seconds to compile
+GLOROT = "glorot_uniform"
 
 CASES = [
     Case("SimpleRNN", lambda: jl.SimpleRNN(3), FREE),
@@ -45,6 +47,11 @@ CASES = [
     Case("GRU-reset_before-state", lambda: jl.GRU(3, reset_after=False, return_state=True),
          SEQ),
     Case("RNN-user-cell", lambda: jl.RNN(MinimalRNNCell(3)), SEQ),
+    # The built-in cells run by RNN directly, one stacked after the other.
+    Case("RNN-built-in-cells", lambda: jl.serial(
+        jl.RNN(jl.SimpleRNNCell(2, recurrent_initializer=GLOROT), return_sequences=True),
+        jl.RNN(jl.LSTMCell(2, recurrent_initializer=GLOROT), return_sequences=True),
+        jl.RNN(jl.GRUCell(2, recurrent_initializer=GLOROT), go_backwards=True)), SEQ),
     Case("LSTM-activity", lambda: jl.LSTM(2, activity_regularizer="l2"), SEQ),
     Case("Bidirectional-concat", lambda: jl.Bidirectional(jl.LSTM(2, return_sequences=True)),
          SEQ),
