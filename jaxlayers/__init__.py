@@ -32,8 +32,9 @@ from .layers.reshaping import (Cropping1D, Cropping2D, Cropping3D, UpSampling1D,
                                UpSampling3D, ZeroPadding1D, ZeroPadding2D, ZeroPadding3D)
 # recurrent layers, embeddings and masking (issue 4)
 from .layers.embedding import Embedding, Masking
-from .layers.recurrent import (GRU, LSTM, RNN, Bidirectional, Cell, GRUCell, LSTMCell, SimpleRNN,
-                               SimpleRNNCell, TimeDistributed)
+from .layers.recurrent import (GRU, LSTM, RNN, Cell, GRUCell, LSTMCell, SimpleRNN, SimpleRNNCell,
+                               StackedRNNCells, reset_states)
+from .layers.wrappers import Bidirectional, TimeDistributed
 # stax compatibility: `from jaxlayers import stax` (also `jl.stax`)
 from . import stax
 
