@@ -36,8 +36,9 @@ from .layers.multi_head_attention import (GroupedQueryAttention, GroupQueryAtten
 from .layers.score_attention import AdditiveAttention, Attention
 
 # Recurrent layers and their wrappers.
-from .layers.recurrent import (GRU, LSTM, RNN, Bidirectional, Cell, GRUCell, LSTMCell, SimpleRNN,
-                               SimpleRNNCell, TimeDistributed)
+from .layers.recurrent import (GRU, LSTM, RNN, Cell, GRUCell, LSTMCell, SimpleRNN, SimpleRNNCell,
+                               StackedRNNCells, reset_states)
+from .layers.wrappers import Bidirectional, TimeDistributed
 
 # Normalization layers.
 from .layers.batchnorm import BatchNormalization
@@ -110,7 +111,7 @@ __all__ = [
     "Attention", "AdditiveAttention",
     # recurrent
     "RNN", "SimpleRNN", "LSTM", "GRU", "Cell", "SimpleRNNCell", "LSTMCell", "GRUCell",
-    "Bidirectional", "TimeDistributed",
+    "StackedRNNCells", "reset_states", "Bidirectional", "TimeDistributed",
     # normalization
     "BatchNormalization", "LayerNormalization", "RMSNormalization", "GroupNormalization",
     "UnitNormalization",

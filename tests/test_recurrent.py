@@ -485,7 +485,6 @@ def test_bfloat16_computes_in_bfloat16():
     (lambda: jl.GRU(2.5), "GRU: units must be a positive int"),
     (lambda: jl.SimpleRNN(3, dropout=1.5), "dropout must be a float in"),
     (lambda: jl.LSTM(3, recurrent_dropout=-0.1), "recurrent_dropout must be a float in"),
-    (lambda: jl.LSTM(3, stateful=True), "stateful=True is not supported"),
     (lambda: jl.GRU(3, reset_after="yes"), "reset_after must be True or False"),
     (lambda: jl.LSTM(3, activation="nope"), "LSTMCell: activation: Unknown activation"),
     (lambda: jl.LSTM(3, recurrent_initializer="nope"), "recurrent_initializer"),
@@ -536,7 +535,7 @@ def test_apply_errors():
         layer.apply(params, data((2, 4)))
     with pytest.raises(jl.ShapeError, match=r"mask shape \(2, 4\) does not match"):
         layer.apply(params, x, mask=np.ones((2, 4), bool))
-    with pytest.raises(jl.ShapeError, match=r"initial_state must be 2 array\(s\) of shapes"):
+    with pytest.raises(jl.ShapeError, match=r"initial_state must be 2 state\(s\) shaped"):
         layer.apply(params, x, initial_state=(np.zeros((2, 3)),))
 
 

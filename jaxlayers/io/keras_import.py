@@ -41,6 +41,7 @@ from ..layers import pooling as P
 from ..layers import recurrent as R
 from ..layers import regularization as G
 from ..layers import reshaping as S
+from ..layers import wrappers as W
 from .keras_file import load_keras_file
 
 
@@ -224,14 +225,14 @@ def _bidirectional(kl):
                                    f"Bidirectional converts {', '.join(sorted(_RECURRENT))}")
         return CONVERTERS[cls](sub, in_bidirectional=True)
     fwd, bwd = inner(kl.forward_layer), inner(kl.backward_layer)
-    layer = _build(kl, R.Bidirectional, layer=fwd[0], merge_mode=kl.merge_mode,
+    layer = _build(kl, W.Bidirectional, layer=fwd[0], merge_mode=kl.merge_mode,
                    backward_layer=bwd[0])
     return layer, (fwd[1], bwd[1]), None
 
 
 def _time_distributed(kl):
     inner, params, state = _convert_layer(kl.layer)
-    return R.TimeDistributed(inner), params, state
+    return W.TimeDistributed(inner), params, state
 
 
 def _no_params(make):
