@@ -1,16 +1,25 @@
 """Convolution layers against Keras 3 (JAX backend) with the same weights, plus shape
 inference, regularizer/constraint hooks and error messages."""
 import jax
+import jax.test_util
 import jax.numpy as jnp
 import keras
 import numpy as np
 import pytest
 
 import jaxlayers as jl
+from jaxlayers.layers import depthwise
 from tests.keras_ref import keras_apply, keras_layer, normal, random_params
 
 CF = "channels_first"
 KEY = jax.random.key(0)
+
+
+@pytest.fixture(params=["xla", "shifted"])
+def lowering(request, monkeypatch):
+    """Run the test once with each grouped/depthwise lowering forced (depthwise.LOWERING)."""
+    monkeypatch.setattr(depthwise, "LOWERING", request.param)
+    return request.param
 
 
 def check_against_keras(layer, klayer, input_shape, order=("kernel", "bias")):
@@ -45,11 +54,14 @@ CONV = [
     (3, dict(filters=2, kernel_size=(3, 2, 2), strides=2, padding="same"), (2, 5, 4, 3, 2)),
     (3, dict(filters=4, kernel_size=2, groups=2, dilation_rate=2), (2, 4, 4, 4, 2)),
     (3, dict(filters=2, kernel_size=2, padding="same", data_format=CF), (2, 2, 3, 4, 3)),
+    (1, dict(filters=6, kernel_size=3, groups=3, padding="causal", dilation_rate=2), (2, 8, 3)),
+    (2, dict(filters=6, kernel_size=3, groups=3, strides=2, padding="same"), (2, 7, 6, 6)),
+    (2, dict(filters=4, kernel_size=(3, 2), groups=4, data_format=CF), (2, 4, 6, 5)),
 ]
 
 
 @pytest.mark.parametrize("rank,kwargs,shape", CONV, ids=lambda v: str(v))
-def test_conv_matches_keras(rank, kwargs, shape):
+def test_conv_matches_keras(rank, kwargs, shape, lowering):
     kind = f"Conv{rank}D"
     check_against_keras(getattr(jl, kind)(**kwargs), keras_layer(kind, **kwargs), shape)
 
@@ -93,11 +105,16 @@ DEPTHWISE = [
     (2, dict(kernel_size=3, strides=2, padding="same", activation="relu"), (2, 6, 5, 2)),
     (2, dict(kernel_size=2, depth_multiplier=2, dilation_rate=2, use_bias=False), (2, 5, 5, 2)),
     (2, dict(kernel_size=3, depth_multiplier=3, padding="same", data_format=CF), (2, 2, 5, 4)),
+    (2, dict(kernel_size=(3, 2), strides=(2, 3), depth_multiplier=2, data_format=CF),
+     (2, 3, 7, 8)),
+    (2, dict(kernel_size=4, strides=2, padding="same"), (2, 7, 6, 3)),
+    (2, dict(kernel_size=(2, 3), dilation_rate=(1, 2), padding="same", data_format=CF),
+     (2, 2, 5, 6)),
 ]
 
 
 @pytest.mark.parametrize("rank,kwargs,shape", DEPTHWISE, ids=lambda v: str(v))
-def test_depthwise_matches_keras(rank, kwargs, shape):
+def test_depthwise_matches_keras(rank, kwargs, shape, lowering):
     kind = f"DepthwiseConv{rank}D"
     check_against_keras(getattr(jl, kind)(**kwargs), keras_layer(kind, **kwargs), shape)
 
@@ -116,10 +133,87 @@ SEPARABLE = [
 
 
 @pytest.mark.parametrize("rank,kwargs,shape", SEPARABLE, ids=lambda v: str(v))
-def test_separable_matches_keras(rank, kwargs, shape):
+def test_separable_matches_keras(rank, kwargs, shape, lowering):
     kind = f"SeparableConv{rank}D"
     check_against_keras(getattr(jl, kind)(**kwargs), keras_layer(kind, **kwargs),
                         shape, order=("depthwise_kernel", "pointwise_kernel", "bias"))
+
+
+# --------------------------------------------------------------------------- lowerings
+
+LOWERED = [
+    (lambda: jl.DepthwiseConv2D(3, padding="same", depth_multiplier=2), (2, 5, 4, 3)),
+    (lambda: jl.DepthwiseConv2D((2, 3), strides=2, data_format=CF, use_bias=False),
+     (2, 2, 6, 7)),
+    (lambda: jl.DepthwiseConv1D(3, dilation_rate=2, padding="same"), (2, 8, 2)),
+    (lambda: jl.SeparableConv2D(3, 3, strides=2, padding="same", depth_multiplier=2),
+     (2, 5, 6, 2)),
+    (lambda: jl.Conv2D(4, 3, groups=2, padding="same", data_format=CF), (2, 4, 5, 4)),
+    (lambda: jl.Conv1D(6, 2, groups=3, padding="causal", dilation_rate=2), (2, 6, 3)),
+]
+
+
+def _loss(layer):
+    return lambda params, x: jnp.sum(jnp.sin(layer.apply(params, x)))
+
+
+@pytest.mark.parametrize("make,shape", LOWERED)
+def test_lowerings_check_grads(make, shape, lowering):
+    """Both lowerings' gradients (reverse and forward mode, jitted) against finite
+    differences, in float64."""
+    layer = make()
+    with jax.enable_x64(True):
+        _, params = random_params(layer, (None,) + shape[1:])
+        params = jax.tree_util.tree_map(lambda p: jnp.asarray(p, jnp.float64) * 0.5, params)
+        x = jnp.asarray(normal(shape), jnp.float64)
+        jax.test_util.check_grads(jax.jit(_loss(layer)), (params, x), order=1,
+                                  modes=("rev", "fwd"), atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("make,shape", LOWERED)
+def test_lowerings_agree_under_jit_grad_and_vmap(make, shape, monkeypatch):
+    """The shifted lowering's outputs and gradients equal XLA's grouped conv, under jit
+    and under vmap over a stack of inputs."""
+    layer = make()
+    _, params = random_params(layer, (None,) + shape[1:])
+    xs = jnp.stack([normal(shape, seed=s) for s in range(3)])
+    results = {}
+    for mode in ("xla", "shifted"):
+        monkeypatch.setattr(depthwise, "LOWERING", mode)
+        y = jax.jit(jax.vmap(layer.apply, (None, 0)))(params, xs)
+        g = jax.jit(jax.grad(_loss(layer), argnums=(0, 1)))(params, xs[0])
+        results[mode] = (y, g)
+    for a, b in zip(jax.tree_util.tree_leaves(results["xla"]),
+                    jax.tree_util.tree_leaves(results["shifted"])):
+        np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-5)
+
+
+def _grouped_convs(fn, *args):
+    """The feature_group_count of every convolution in fn's jaxpr, gradient included."""
+    text = str(jax.make_jaxpr(fn)(*args))
+    return [int(part.split()[0].strip(",")) for part in text.split("feature_group_count=")[1:]]
+
+
+def test_cpu_rule_avoids_xla_grouped_convs_in_training():
+    """On CPU (the measured rule) no grouped convolution runs in a depthwise layer's
+    forward or gradient, nor in a grouped Conv2D's gradient."""
+    assert jax.default_backend() == "cpu"
+    layer = jl.DepthwiseConv2D(3, padding="same")
+    _, params = random_params(layer, (None, 5, 5, 4))
+    x = normal((2, 5, 5, 4))
+    assert max(_grouped_convs(jax.grad(_loss(layer), argnums=(0, 1)), params, x), default=1) == 1
+    grouped = jl.Conv2D(4, 3, groups=2)
+    _, gparams = random_params(grouped, (None, 5, 5, 4))
+    counts = _grouped_convs(jax.grad(_loss(grouped), argnums=(0, 1)), gparams, x)
+    assert counts.count(2) == 1      # the forward only; the gradient uses the shifted form
+
+
+def test_unknown_lowering_is_refused(monkeypatch):
+    monkeypatch.setattr(depthwise, "LOWERING", "im2col")
+    layer = jl.DepthwiseConv1D(2)
+    _, params = random_params(layer, (None, 4, 2))
+    with pytest.raises(ValueError, match="lowering.*'im2col'"):
+        layer.apply(params, normal((1, 4, 2)))
 
 
 # --------------------------------------------------------------------------- layouts and shapes
