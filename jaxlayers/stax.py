@@ -28,7 +28,8 @@ from .core import (Layer as _Layer, Shape as _Shape, ShapeError as _ShapeError,
                    init_child as _init_child, is_free as _is_free, located as _located)
 from .layers.checks import check_rank as _check_rank
 from .layers import core as _native
-from .layers.conv import _conv, _conv_transpose
+from .layers.conv import _conv
+from .layers.conv_transpose import _conv_transpose
 from .layers.pooling import _pooling
 
 # stax's aliases for backwards compatibility.

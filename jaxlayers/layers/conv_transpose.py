@@ -7,7 +7,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from ..core import Layer, ShapeError, cast_like
+from ..core import Layer, ShapeError
+from .checks import cast_like
 from .conv import _bias_act, _finish, _name, _positive, _window_args
 from .core import _activation, _initializer
 from .spatial import Layout, data_format as _data_format, int_tuple

@@ -7,7 +7,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from ..core import Layer, cast_like
+from ..core import Layer
+from .checks import cast_like
 from .conv import _bias_act, _finish, _name, _positive, _window_args
 from .core import _activation, _initializer
 from .depthwise import depthwise_conv
