@@ -1,6 +1,6 @@
 """The layer contract: `Layer`, the static `Shape`, `ShapeError`, lifting and `with_state`.
 
-A layer is a pair of pure functions (DESIGN.md section 1):
+A layer is a pair of pure functions (docs/design.md):
 
     stateless:  init(key, input_shape) -> (output_shape, params)
                 apply(params, x, *, rng=None, train=False) -> y

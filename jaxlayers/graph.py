@@ -3,7 +3,7 @@
     inputs = jl.Input((16,))
     x = jl.Dense(32, activation="relu")(inputs)
     y = jl.Add()([x, jl.Dense(32)(x)])
-    model = jl.Model(inputs, jl.Dense(10)(y))     # a Layer: init / apply as DESIGN.md
+    model = jl.Model(inputs, jl.Dense(10)(y))     # a Layer: init / apply as docs/design.md
 
 Calling a layer on symbolic tensors records a `Node`; `Model` walks the graph from the
 outputs back to the inputs and compiles it to one `(init, apply)` pair whose params (and

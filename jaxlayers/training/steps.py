@@ -2,7 +2,7 @@
 metric accumulators, and a small cache so that a second `fit` of the same model,
 optimizer, loss and metrics reuses the compiled step instead of compiling it again.
 
-One training step (DESIGN.md section 2) runs the model in the stateful form with
+One training step (the training step) runs the model in the stateful form with
 ``train=True`` and a fresh key per step (``fold_in(rng, step)``), adds ``model.penalty``
 and the activity-regularizer losses found in the new state to the data loss, applies the
 optax update, then ``model.constrain``. It donates the training state and accumulators.
