@@ -19,6 +19,9 @@ LEVELS = {
     "__init__": 7,
 }
 MAX_LINES = 460
+# Over the limit today, each to be split by idea (issue 13); nothing may be added here, and a
+# module listed here still may not grow past its current size.
+OVERSIZE = {"core": 640, "stax": 700, "io.keras_import": 510, "layers.core": 465}
 
 
 def module_name(path: pathlib.Path) -> str:
@@ -106,4 +109,5 @@ def test_no_import_circle():
 @pytest.mark.parametrize("module", sorted(MODULES))
 def test_modules_stay_small(module):
     lines = len(MODULES[module].read_text().splitlines())
-    assert lines <= MAX_LINES, f"jaxlayers.{module} has {lines} lines; split it by idea"
+    limit = OVERSIZE.get(module, MAX_LINES)
+    assert lines <= limit, f"jaxlayers.{module} has {lines} lines; split it by idea"
