@@ -15,7 +15,7 @@ from .layers.core import Activation, Dense, Identity, InputLayer, Lambda
 from .layers.embedding import Embedding, Masking
 
 # Convolution layers.
-from .layers.conv import (Conv1D, Conv1DTranspose, Conv2D, Conv2DTranspose, Conv3D,
+from .layers.convolutions import (Conv1D, Conv1DTranspose, Conv2D, Conv2DTranspose, Conv3D,
                           Conv3DTranspose, Convolution1D, Convolution1DTranspose, Convolution2D,
                           Convolution2DTranspose, Convolution3D, Convolution3DTranspose,
                           DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D, SeparableConv2D,

@@ -32,7 +32,7 @@ from ..layers import activation as A
 from ..layers import multi_head_attention as T
 from ..layers import einsum_dense as ED
 from ..layers import score_attention as SA
-from ..layers import conv as C
+from ..layers import convolutions as C
 from ..layers import core as L
 from ..layers import embedding as E
 from ..layers import merging as M

@@ -236,15 +236,5 @@ def Conv3D(filters, kernel_size, strides=(1, 1, 1), padding="valid", data_format
                  kernel_regularizer, bias_regularizer, activity_regularizer, kernel_constraint,
                  bias_constraint)
 
-
-# The transposed, depthwise and separable convs live in their own modules (built on the
-# helpers above); `conv` re-exports them so the family is importable from one place.
-from .conv_transpose import Conv1DTranspose, Conv2DTranspose, Conv3DTranspose  # noqa: E402
-from .separable import (DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D,  # noqa: E402
-                        SeparableConv2D)
-
-# Keras' long aliases.
+# Keras' long alias; the other families' aliases are in `convolutions`.
 Convolution1D, Convolution2D, Convolution3D = Conv1D, Conv2D, Conv3D
-Convolution1DTranspose, Convolution2DTranspose, Convolution3DTranspose = (
-    Conv1DTranspose, Conv2DTranspose, Conv3DTranspose)
-SeparableConvolution1D, SeparableConvolution2D = SeparableConv1D, SeparableConv2D
