@@ -46,6 +46,7 @@ from .training import (EarlyStopping, Ensemble, History, LambdaCallback, ModelCh
                        TrainState, ensemble, evaluate, fit, freeze, predict, take,
                        trainable_mask)
 from .io import Checkpoint, CheckpointError, from_keras, load, save
+from .fold import fold_for_inference
 # Stateful layers, regularization, advanced activations, regularizers and constraints (issue 5).
 from . import constraints, regularizers
 from .constraints import constrain_updates
