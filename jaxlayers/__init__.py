@@ -82,6 +82,7 @@ from .training import (EarlyStopping, Ensemble, History, LambdaCallback, ModelCh
 from .io import Checkpoint, CheckpointError, from_keras, load, save
 from .summary import summary
 from .plot import plot_model
+from .fold import fold_for_inference
 
 # stax compatibility: `from jaxlayers import stax`.
 from . import stax
@@ -139,7 +140,7 @@ __all__ = [
     "TrainState", "EarlyStopping", "LambdaCallback", "ModelCheckpoint", "Ensemble", "ensemble",
     "freeze", "take", "trainable_mask",
     "io", "save", "load", "Checkpoint", "CheckpointError", "from_keras",
-    "summary", "plot_model",
+    "summary", "plot_model", "fold_for_inference",
     # stax compatibility
     "stax",
 ]
