@@ -205,16 +205,28 @@ def _recurrent(ctor):
 _CELLS = {"SimpleRNNCell": R.SimpleRNNCell, "LSTMCell": R.LSTMCell, "GRUCell": R.GRUCell}
 
 
-def _rnn(kl, in_bidirectional=False):
-    """Keras' generic ``RNN(cell)`` with a built-in cell."""
-    cls = type(kl.cell).__name__
+def _cell(kl, keras_cell):
+    """A built-in Keras cell as a jaxlayers cell, with its weights."""
+    cls = type(keras_cell).__name__
     if cls not in _CELLS:
         raise KerasImportError(f"{_where(kl)}: cell {cls} has no jaxlayers equivalent; "
-                               f"jaxlayers converts RNN({', '.join(sorted(_CELLS))})")
-    cell = _build(kl.cell, _CELLS[cls], **keras_arguments(kl.cell, _CELLS[cls]))
+                               f"jaxlayers converts RNN({', '.join(sorted(_CELLS))}) and "
+                               f"stacks of them")
+    ctor = _CELLS[cls]
+    return _build(keras_cell, ctor, **keras_arguments(keras_cell, ctor)), keras_weights(keras_cell)
+
+
+def _rnn(kl, in_bidirectional=False):
+    """Keras' generic ``RNN(cell)`` with a built-in cell or a `StackedRNNCells` of them
+    (params: a tuple, one dict per cell)."""
+    if type(kl.cell).__name__ == "StackedRNNCells":
+        cells = [_cell(kl, c) for c in kl.cell.cells]
+        cell, weights = [c for c, _ in cells], tuple(w for _, w in cells)
+    else:
+        cell, weights = _cell(kl, kl.cell)
     skip = ("cell", "zero_output_for_mask") if in_bidirectional else ("cell",)
     layer = _build(kl, R.RNN, cell=cell, **keras_arguments(kl, R.RNN, skip=skip))
-    return layer, keras_weights(kl), None
+    return layer, weights, None
 
 
 def _bidirectional(kl):
@@ -364,8 +376,11 @@ def _convert_sequential(km, memo):
     kls = [l for l in km.layers if type(l).__name__ != "InputLayer"]
     converted = [_convert_layer(l, memo) for l in kls]
     input_shape = as_shape(tuple(km.inputs[0].shape))      # children keep Keras' names
-    layers = [L.InputLayer(tuple(input_shape[1:]))] + [named(c[0], l.name)
-                                                       for c, l in zip(converted, kls)]
+    # a stateful RNN needs the fixed batch size Keras was built with
+    stateful = any(getattr(kl, "stateful", False) for kl in km._flatten_layers())
+    batch = input_shape[0] if stateful else None
+    layers = [L.InputLayer(tuple(input_shape[1:]), batch)] + [named(c[0], l.name)
+                                                              for c, l in zip(converted, kls)]
     model = named(serial(*layers, name=km.name), km.name)
     params = ((),) + tuple(c[1] for c in converted)
     states = (None,) + tuple(c[2] for c in converted)

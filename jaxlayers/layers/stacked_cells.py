@@ -7,23 +7,17 @@ import jax
 from .cells import Cell, identity_project
 
 
-def _public_states(states, sizes):
-    """Keras' layout of one cell's states inside a stack: a single state bare, else a tuple."""
-    return states[0] if len(sizes) == 1 and isinstance(sizes[0], int) else tuple(states)
-
-
 def StackedRNNCells(cells) -> Cell:
     """Several cells run as one: at each step cell ``i + 1`` gets cell ``i``'s output.
 
     Args:
       cells: a non-empty list of `Cell` (built-in or your own).
 
-    `RNN([cell, cell])` builds this. As in Keras, the states are one entry per cell: the
-    cell's state for a one-state cell (GRUCell, SimpleRNNCell), else the tuple of its
-    states (``(h, c)`` for an LSTMCell); a masked step repeats `repeated_state`, Keras'
-    pick (for a stack of one-state cells that is the *first* cell's state, so their units
-    must agree under a mask). Only the first cell can `project` the whole sequence; a
-    later one needs a `step_extras` (the built-in cells have one) or no `project`.
+    `RNN([cell, cell])` builds this. As in Keras (for its built-in cells), the states are
+    one tuple per cell: ``((h1, c1), (h2,))`` for an LSTMCell then a GRUCell; a masked step
+    repeats the last cell's first state. Only the first cell can `project` the whole
+    sequence; a later one needs a `step_extras` (the built-in cells have one) or no
+    `project`.
 
     Params: a tuple with each cell's params (Keras' weight order: cell by cell).
     Returns a `Cell` whose output is the last cell's.
@@ -41,7 +35,7 @@ def StackedRNNCells(cells) -> Cell:
                              f"(project=) but has no step_extras; only the first cell of a "
                              f"stack sees the whole sequence")
     name = "StackedRNNCells(" + ", ".join(c.name for c in cells) + ")"
-    state_size = tuple(_public_states(c.state_size, c.state_size) for c in cells)
+    state_size = tuple(c.state_size for c in cells)
 
     def init(key, input_dim):
         params = []
@@ -63,8 +57,8 @@ def StackedRNNCells(cells) -> Cell:
     def step(params, x_t, states, extras):
         new = []
         for c, p, s, e in zip(cells, params, states, extras):
-            x_t, out = c.step(p, x_t, s if isinstance(s, tuple) else (s,), e)
-            new.append(_public_states(tuple(out), c.state_size))
+            x_t, out = c.step(p, x_t, s, e)
+            new.append(tuple(out))
         return x_t, tuple(new)
 
     last = cells[-1]
@@ -72,5 +66,4 @@ def StackedRNNCells(cells) -> Cell:
                 needs_rng=any(c.needs_rng for c in cells),
                 penalty=lambda params: sum(c.penalty(p) for c, p in zip(cells, params)),
                 constrain=lambda params: tuple(c.constrain(p) for c, p in zip(cells, params)),
-                output_is_state=last.output_is_state and (
-                    len(cells) == 1 or isinstance(state_size[0], tuple)))
+                output_is_state=last.output_is_state)

@@ -25,6 +25,8 @@ class Case:
       grad_wrt_input: include the input among the differentiated arguments.
       bf16: run the bfloat16 check; bf16_tol is its atol relative to max |y|.
       train: also run with ``train=True`` and an rng (layers with randomness).
+      carries_state: the state advances in inference too and the batch size is fixed
+        (stateful RNNs, as Keras' ``stateful=True``).
     """
 
     id: str
@@ -37,6 +39,7 @@ class Case:
     bf16: bool = True
     bf16_tol: float = 5e-2
     train: bool = False
+    carries_state: bool = False
 
 
 def all_cases() -> list[Case]:
