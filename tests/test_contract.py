@@ -102,13 +102,17 @@ _BUILT = {}
 
 
 def built_case(case):
-    """The shared `Built` of `case` (built on first request)."""
+    """The shared `Built` of `case`. Only the latest case is kept (the checks run case by
+    case), so memory stays flat over the registry."""
     if case.id not in _BUILT:
+        _BUILT.clear()
         _BUILT[case.id] = Built(case)
     return _BUILT[case.id]
 
 
-@pytest.fixture(params=[pytest.param(c, id=c.id, marks=pytest.mark.xdist_group(c.id))
+# Module scope: pytest runs every check of one case before the next case.
+@pytest.fixture(scope="module",
+                params=[pytest.param(c, id=c.id, marks=pytest.mark.xdist_group(c.id))
                         for c in CASES])
 def case(request):
     return request.param
