@@ -165,6 +165,7 @@ def _with_contract_kwargs(apply):
     return wrapped
 
 
+_CHECKING: contextvars.ContextVar = contextvars.ContextVar("jaxlayers_checking", default=False)
 _EXPECTED = weakref.WeakKeyDictionary()   # init -> {input shapes: expected params}
 
 
@@ -217,13 +218,14 @@ def check_params(name: str, params, expected, x_shape=None):
 def _checked(apply, init, stateful: bool, name: str):
     """`apply` that first checks its params against what `init` makes for its input (at
     trace time: free under jit; cached per input shape)."""
-    if getattr(apply, "_jl_checked", False):
-        return apply
+    apply = getattr(apply, "_jl_unchecked", apply)   # a Layer rebuilt with a new init
 
     @functools.wraps(apply)
     def checked(params, *args, **kwargs):
         if stateful and len(args) < 2 and "x" not in kwargs:
             raise TypeError(stateful_call_error(name, ()))
+        if _CHECKING.get():      # inside a layer that wraps this one: it checked the params
+            return apply(params, *args, **kwargs)
         x = args[1] if stateful and len(args) > 1 else (args[0] if args else None)
         expected = _expected_params(init, x)
         if expected is not None:
@@ -234,14 +236,20 @@ def _checked(apply, init, stateful: bool, name: str):
                 try:   # the layer's own input check may blame the input instead: say both
                     apply(params, *args, **kwargs)
                 except ShapeError as own:
+                    if own.message == wrong.message:
+                        raise wrong from None
                     raise ShapeError(f"{wrong.message}; or the input does not fit these "
                                      f"params: {own.message}", name) from None
                 except Exception:
                     pass
                 raise wrong from None
-        return apply(params, *args, **kwargs)
+        token = _CHECKING.set(True)
+        try:
+            return apply(params, *args, **kwargs)
+        finally:
+            _CHECKING.reset(token)
 
-    checked._jl_checked = True
+    checked._jl_unchecked = apply
     return checked
 
 
@@ -332,7 +340,7 @@ class Layer:
     masking: MaskRule = DROP
 
     def __post_init__(self):
-        apply = _with_contract_kwargs(self.apply)
+        apply = _with_contract_kwargs(getattr(self.apply, "_jl_unchecked", self.apply))
         if not self.children:   # a leaf: its params are checked; containers check theirs
             apply = _checked(apply, self.init, self.stateful, self.name)
         object.__setattr__(self, "apply", apply)
