@@ -4,6 +4,10 @@
 #
 #     bash bench/gpu.sh                 # into bench/results/gpu/
 #     bash bench/gpu.sh --no-scaling    # any `python -m bench` option is passed on
+#     bash bench/gpu.sh --workloads depthwise,mobilenetv2   # the grouped-conv rule only
+#
+# Every workload runs, `depthwise` and `mobilenetv2` included: their jaxlayers_xla and
+# jaxlayers_shifted rows check the rule that keeps cuDNN's grouped conv on GPU.
 #
 # It needs a Python whose jax sees the GPU (jax[cuda12] or jax[cuda13]) plus the bench
 # extra: it uses $PY, else .venv/bin/python, else python3, and installs the extra (and

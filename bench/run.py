@@ -13,7 +13,8 @@ import os
 import sys
 import time
 
-WORKLOADS = ["tiny_mlp", "mlp", "cnn", "lstm", "gru", "simple_rnn", "bn_dropout_cnn", "residual"]
+WORKLOADS = ["tiny_mlp", "mlp", "cnn", "lstm", "gru", "simple_rnn", "bn_dropout_cnn", "residual",
+             "depthwise", "mobilenetv2"]
 # Dispatch-heavy paths only matter at small sizes: leave them out of the scaling sweeps.
 NOT_IN_SCALING = {"keras_fit"}
 FIELDS = ["workload", "config", "dtype", "impl", "train_ms", "train_p25", "train_p75",
@@ -27,8 +28,9 @@ def config_label(cfg):
     return " ".join(f"{k}={v}" for k, v in cfg.items())
 
 
-def with_ratios(rows):
-    hand = next((r for r in rows if r["impl"] == "hand" and "train_ms" in r), None)
+def with_ratios(rows, reference="hand"):
+    """Each row's times over the `reference` row's (a workload's REFERENCE, else hand)."""
+    hand = next((r for r in rows if r["impl"] == reference and "train_ms" in r), None)
     for r in rows:
         if hand and "train_ms" in r:
             r["ratio_train"] = r["train_ms"] / hand["train_ms"]
@@ -46,7 +48,8 @@ def run_config(mod, cfg, dtype, args, impls=None, compiles=1, log=print):
         log(f"  {mod.NAME} has no {dtype} path")
         return []
     if args.impls:
-        builders = {k: v for k, v in builders.items() if k in args.impls or k == "hand"}
+        keep = {"hand", getattr(mod, "REFERENCE", "hand")}
+        builders = {k: v for k, v in builders.items() if k in args.impls or k in keep}
     if impls is not None:
         builders = {k: v for k, v in builders.items() if impls(k)}
     log(f"  {mod.NAME} {config_label(cfg)} {dtype}")
@@ -54,7 +57,7 @@ def run_config(mod, cfg, dtype, args, impls=None, compiles=1, log=print):
                    compiles=compiles, log=log)
     for r in rows:
         r.update(workload=mod.NAME, config=config_label(cfg), dtype=dtype)
-    return with_ratios(rows)
+    return with_ratios(rows, getattr(mod, "REFERENCE", "hand"))
 
 
 def write_csv(path, rows, fields=FIELDS):

@@ -21,7 +21,8 @@ def _allow_rank_promotion():
 
 
 MODULES = ["timing", "common", "peers", "mlp", "tiny_mlp", "cnn", "lstm", "gru", "simple_rnn",
-           "bn_dropout_cnn", "residual", "build_cost", "report", "run"]
+           "bn_dropout_cnn", "residual", "depthwise", "mobilenetv2", "build_cost", "report",
+           "run"]
 
 
 @pytest.mark.parametrize("name", MODULES)
@@ -47,6 +48,20 @@ def test_jaxlayers_mlp_matches_hand_written():
     for (w, bias), p in zip(params_h, params_j):           # one Adam step, same result
         np.testing.assert_allclose(p["kernel"], w, rtol=1e-5, atol=1e-7)
         np.testing.assert_allclose(p["bias"], bias, rtol=1e-5, atol=1e-7)
+
+
+def test_depthwise_lowerings_match_the_hand_written_step():
+    from bench import depthwise
+    cfg = {"batch": 2, "kernel": 3}
+    x, y = depthwise.data(cfg)
+    b = depthwise.builders(cfg, x, y)
+    loss_h, out_h, (params_h, _) = _one_step(b["hand"](), x, y)
+    for impl in ("jaxlayers_xla", "jaxlayers_shifted"):
+        loss_j, out_j, (params_j, _) = _one_step(b[impl](), x, y)
+        np.testing.assert_allclose(loss_j, loss_h, rtol=1e-5)
+        np.testing.assert_allclose(out_j, out_h, rtol=1e-4, atol=1e-5)
+        for k in ("kernel", "bias"):
+            np.testing.assert_allclose(params_j[k], params_h[k], rtol=1e-4, atol=1e-6)
 
 
 def test_jaxlayers_bfloat16_path_stays_close():

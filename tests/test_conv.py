@@ -146,6 +146,7 @@ LOWERED = [
     (lambda: jl.DepthwiseConv2D((2, 3), strides=2, data_format=CF, use_bias=False),
      (2, 2, 6, 7)),
     (lambda: jl.DepthwiseConv1D(3, dilation_rate=2, padding="same"), (2, 8, 2)),
+    (lambda: jl.DepthwiseConv2D(2, strides=3, depth_multiplier=2), (2, 8, 7, 2)),  # remainder
     (lambda: jl.SeparableConv2D(3, 3, strides=2, padding="same", depth_multiplier=2),
      (2, 5, 6, 2)),
     (lambda: jl.Conv2D(4, 3, groups=2, padding="same", data_format=CF), (2, 4, 5, 4)),

@@ -11,9 +11,10 @@ time and ~10-30x the gradient time of the same numbers computed as shifted multi
   input channel per group (depthwise) the product is elementwise and XLA fuses all taps
   into one pass; with more it is a small per-group contraction per tap.
 
-Both are differentiated through a custom JVP whose tangent is linear in shifted slices,
-so reverse mode transposes to pads and reductions, never to XLA:CPU's grouped-conv
-gradient; forward mode (``jax.jvp``, ``jacfwd``) works too. `_prefers_shifted` is the
+Both are differentiated through a custom JVP whose tangent is written so that its
+transpose (reverse mode) is fast on XLA:CPU: the input's cotangent is one fused shifted
+sum (flipped kernel), the kernel's is reduced image by image; never XLA:CPU's grouped-conv
+gradient. Forward mode (``jax.jvp``, ``jacfwd``) works too. `_prefers_shifted` is the
 measured rule (docs/conv.md has the figures); `LOWERING` forces one path everywhere.
 """
 from __future__ import annotations
@@ -33,8 +34,8 @@ LOWERING = None
 def _prefers_shifted():
     """Whether grouped convs take the shifted lowering: on CPU, where it was measured
     faster at every group width in training and for depthwise convs in inference too
-    (docs/conv.md); never on GPU/TPU, where cuDNN's / XLA's grouped kernels are fast.
-    Decided at trace time."""
+    (docs/conv.md); not on GPU/TPU, where cuDNN's / XLA's grouped kernels are fast (not
+    measured yet: bench/gpu.sh runs both). Decided at trace time."""
     return jax.default_backend() == "cpu"
 
 
@@ -123,16 +124,44 @@ def _per_image(x, w, geometry):
     return lax.scan(image, None, x)[1]
 
 
+def _input_cotangent(g, w, geometry, in_spatial):
+    """The transpose of ``x -> _tap_sum(x, w)`` applied to g (output-shaped): itself a
+    shifted sum, over g dilated by the strides and padded, with the kernel flipped, so
+    XLA fuses it into one pass (the transpose JAX derives is a sum of pads, ~10x slower
+    on XLA:CPU at 7x7)."""
+    layout, kernel, strides, padding, dilation = geometry
+    pads = [(0, 0, 0)] * g.ndim
+    for axis, n, k, s, d, (lo, hi) in zip(layout.spatial_axes, in_spatial, kernel, strides,
+                                          dilation, padding):
+        k_eff, n_out = (k - 1) * d + 1, g.shape[axis]
+        rest = n + lo + hi - ((n_out - 1) * s + k_eff)     # input rows no window reaches
+        pads[axis] = (k_eff - 1 - lo, k_eff - 1 - hi + rest, s - 1)
+    g = lax.pad(g, jnp.zeros((), g.dtype), pads)
+    flipped = jnp.flip(w, axis=tuple(range(len(kernel))))
+    ones = (1,) * len(kernel)
+    return _tap_sum(g, flipped, (layout, kernel, ones, ((0, 0),) * len(kernel), dilation))
+
+
+def _input_tangent(dx, w, geometry, out):
+    """``_tap_sum(dx, w)`` computed as the transpose of `_input_cotangent`, so that reverse
+    mode, transposing it back, runs `_input_cotangent`'s fused shifted sum."""
+    in_spatial = tuple(dx.shape[a] for a in geometry[0].spatial_axes)
+    transpose = jax.linear_transpose(lambda g: _input_cotangent(g, w, geometry, in_spatial),
+                                     jax.ShapeDtypeStruct(out.shape, out.dtype))
+    return transpose(dx)[0]
+
+
 @functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
 def _channelwise(x, w, geometry):
-    """`_tap_sum`, differentiated with the kernel's tangent computed by `_per_image`."""
+    """`_tap_sum`, differentiated through `_input_tangent` and `_per_image` (the kernel)."""
     return _tap_sum(x, w, geometry)
 
 
 @_channelwise.defjvp
 def _channelwise_jvp(geometry, primals, tangents):
     (x, w), (dx, dw) = primals, tangents
-    return _tap_sum(x, w, geometry), _tap_sum(dx, w, geometry) + _per_image(x, dw, geometry)
+    y = _tap_sum(x, w, geometry)
+    return y, _input_tangent(dx, w, geometry, y) + _per_image(x, dw, geometry)
 
 
 # --------------------------------------------------------------------------- groups > 1
