@@ -115,6 +115,64 @@ def test_every_fence_names_its_language(path):
     assert not untagged, f"{path.name}: fences without a language at lines {untagged} (use text, bash, ...)"
 
 
+def _prose(text):
+    """The page without its fenced blocks (links and headings inside code do not count)."""
+    out, fence = [], None
+    for line in text.split("\n"):
+        match = FENCE.match(line)
+        if match and fence is None:
+            fence = match.group(1)[0] * len(match.group(1))
+        elif fence is not None and line.strip().startswith(fence) and not line.strip().strip(fence[0]):
+            fence = None
+        elif fence is None:
+            out.append(line)
+    return "\n".join(out)
+
+
+def _anchors(text):
+    """GitHub's anchors for a page's headings: lower case, punctuation dropped, spaces -> '-'."""
+    slugs = []
+    for heading in re.findall(r"^#{1,6}\s+(.*?)\s*#*$", _prose(text), flags=re.M):
+        slug = re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
+        slugs.append(slug if slug not in slugs else f"{slug}-{slugs.count(slug)}")
+    return set(slugs)
+
+
+def broken_links(path, root=ROOT):
+    """A link is relative, names a file that exists under root and, with #anchor, a heading in it."""
+    broken = []
+    for target in re.findall(r"\]\(([^)\s]+)\)", _prose(path.read_text())):
+        file, _, anchor = target.partition("#")
+        if re.match(r"[a-z]+:", file):
+            broken.append(f"{target} (links stay inside the repository)")
+            continue
+        linked = (path.parent / file).resolve() if file else path
+        if not linked.exists() or root not in linked.parents:
+            broken.append(f"{target} (no such file in the repository)")
+        elif anchor and linked.suffix == ".md" and anchor not in _anchors(linked.read_text()):
+            broken.append(f"{target} (no heading with that anchor)")
+    return broken
+
+
+@pytest.mark.parametrize("path", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_links_stay_in_the_repository_and_resolve(path):
+    assert not broken_links(path), f"{path.name}: broken links: {broken_links(path)}"
+
+
+def test_the_link_check_finds_broken_links(tmp_path):
+    page = tmp_path / "page.md"
+    (tmp_path / "other.md").write_text("# Other page\n## The `fit` loop\n```python\n# not a heading\n```\n")
+    page.write_text("[a](other.md) [b](other.md#the-fit-loop) [c](#own-heading) [code](x.md)\n"
+                    "# Own heading\n```text\n[d](in-code.md)\n```\n"
+                    "[e](missing.md) [f](other.md#not-a-heading) [g](https://example.com) "
+                    "[h](other.md#not-a-heading-1)\n")
+    assert broken_links(page, tmp_path.resolve()) == [
+        "x.md (no such file in the repository)", "missing.md (no such file in the repository)",
+        "other.md#not-a-heading (no heading with that anchor)",
+        "https://example.com (links stay inside the repository)",
+        "other.md#not-a-heading-1 (no heading with that anchor)"]
+
+
 def test_the_harness_runs_blocks_in_order_and_checks_output(tmp_path, monkeypatch):
     page = tmp_path / "page.md"
     page.write_text("<!-- setup\nx = 2\n-->\n```python\ny = x * 21\nprint('y =', y)\n```\n"
