@@ -349,9 +349,10 @@ def build_graph(inputs, outputs, name: str, names: dict | None = None) -> Graph:
         if n.is_input and n not in input_nodes:
             users = [m for m in nodes if n in _parents(m)]
             given = ", ".join(names[m.layer] for m in input_nodes)
+            who = (f"layer(s) {', '.join(repr(names[m.layer]) for m in users)} use"
+                   if users else "the outputs include")
             raise ValueError(
-                f"Model {name!r}: the graph is disconnected: layer(s) "
-                f"{', '.join(repr(names[m.layer]) for m in users)} use Input "
+                f"Model {name!r}: the graph is disconnected: {who} Input "
                 f"{names[n.layer]!r} {n.outputs.shape!r}, which is not among the model's "
                 f"inputs ({given})")
     first = {}

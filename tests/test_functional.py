@@ -315,6 +315,8 @@ def test_disconnected_graph_names_the_layers():
     with pytest.raises(ValueError, match=r"disconnected: layer\(s\) 'from_b' use Input 'b' "
                                          r"\(None, 3\), which is not among the model's inputs \(a\)"):
         jl.Model(a, out)
+    with pytest.raises(ValueError, match=r"disconnected: the outputs include Input 'b' "):
+        jl.Model(a, b)   # an output that is itself a foreign Input: no layer to name
 
 
 def test_cycle_is_reported_with_the_layers_on_it():
