@@ -69,17 +69,18 @@ def affine_transform(x, matrices, interpolation="bilinear", fill_mode="constant"
     """Apply one affine map per image: `x` (b, h, w, c) channels_last, `matrices` (b, 6)
     rows ``[a0, a1, a2, b0, b1, b2]`` (Keras' transform, its projective terms zero)."""
     _, h, w, _ = x.shape
-    rows, cols = jnp.meshgrid(jnp.arange(h, dtype=jnp.float32),
-                              jnp.arange(w, dtype=jnp.float32), indexing="ij")
+    dtype = jnp.promote_types(x.dtype, jnp.float32)     # half precision computes in float32
+    rows, cols = jnp.meshgrid(jnp.arange(h, dtype=dtype), jnp.arange(w, dtype=dtype),
+                              indexing="ij")
     order = 0 if interpolation == "nearest" else 1
 
     def one(image, m):
         coords = [m[3] * cols + m[4] * rows + m[5], m[0] * cols + m[1] * rows + m[2]]
         channel = lambda ch: jax.scipy.ndimage.map_coordinates(   # noqa: E731
             ch, coords, order=order, mode=fill_mode, cval=fill_value)
-        return jax.vmap(channel, in_axes=2, out_axes=2)(image.astype(jnp.float32))
+        return jax.vmap(channel, in_axes=2, out_axes=2)(image.astype(dtype))
 
-    return jax.vmap(one)(x, matrices.astype(jnp.float32)).astype(x.dtype)
+    return jax.vmap(one)(x, matrices.astype(dtype)).astype(x.dtype)
 
 
 def _resize_args(kind, height, width, interpolation, choices):

@@ -291,7 +291,7 @@ def IntegerLookup(max_tokens=None, num_oov_indices=1, mask_token=None, oov_token
         return _encoded_shape(name, shape, "count" if mode == "tf_idf" else mode, depth), ()
 
     def lookup(x):
-        found = x[..., None] == jnp.asarray(vocab, x.dtype)
+        found = x[..., None] == jnp.asarray(vocab, x.dtype).reshape((1,) * x.ndim + (-1,))
         index = jnp.argmax(found, axis=-1).astype(jnp.int32) + start
         oov = (jnp.mod(x, n_oov).astype(jnp.int32) + (mask_token is not None)
                if n_oov else jnp.full(x.shape, -1, jnp.int32))
@@ -309,7 +309,7 @@ def IntegerLookup(max_tokens=None, num_oov_indices=1, mask_token=None, oov_token
             return jnp.where(ok, tokens, jnp.asarray(oov_token, jnp.int32))
         index = lookup(x)
         if mode == "tf_idf":
-            return _encode(index, "count", depth, jnp.float32) * jnp.asarray(idf, jnp.float32)
+            return _encode(index, "count", depth, jnp.float32) * jnp.asarray(idf, jnp.float32)[None]
         return _encode(index, mode, depth, jnp.float32)
 
     return Layer(init, apply, name=name)
