@@ -301,6 +301,7 @@ def IntegerLookup(max_tokens=None, num_oov_indices=1, mask_token=None, oov_token
         return index
 
     def apply(params, x, *, rng=None, train=False):
+        x = jnp.asarray(x)
         if jnp.issubdtype(x.dtype, jnp.floating):
             raise TypeError(f"{name}: expected integer tokens, received {x.dtype}")
         if invert:
