@@ -145,3 +145,34 @@ def test_preprocessing_runs_under_jit_and_vmap():
     eager = np.stack([layer.apply(params, xi) for xi in x])
     np.testing.assert_array_equal(jax.jit(jax.vmap(lambda xi: layer.apply(params, xi)))(x),
                                   eager)
+
+
+def test_from_keras_converts_each_preprocessing_and_augmentation_layer():
+    adapted = keras.layers.Normalization()
+    adapted.adapt(normal((30, 5, 4, 3)) * 2 + 1)
+    model = keras.Sequential([
+        keras.Input((5, 4, 3)),
+        keras.layers.Rescaling(0.5, offset=1.0),
+        adapted,
+        keras.layers.Normalization(mean=[0.0, 1.0, 2.0], variance=[1.0, 2.0, 3.0],
+                                   invert=True),
+        keras.layers.RandomFlip("horizontal"), keras.layers.RandomRotation(0.1),
+        keras.layers.RandomZoom(0.1), keras.layers.RandomTranslation(0.1, 0.1),
+        keras.layers.RandomContrast(0.2), keras.layers.RandomBrightness(0.1),
+        keras.layers.Resizing(8, 6, interpolation="bicubic"),
+        keras.layers.CenterCrop(6, 6),
+        keras.layers.Discretization([-1.0, 0.0, 1.0, 3.0]),
+        keras.layers.CategoryEncoding(5, output_mode="one_hot"),
+    ])
+    x = normal((2, 5, 4, 3)) * 3
+    with jax.numpy_rank_promotion("allow"):
+        ref = np.asarray(model(x, training=False))
+    layer, params = jl.from_keras(model)[:2]
+    np.testing.assert_allclose(layer.apply(params, x), ref, atol=1e-6)
+    kinds = [child.kind for child in layer.children if child.kind != "InputLayer"]
+    assert kinds[:3] == ["Rescaling", "Normalization", "Normalization"]
+    # RandomCrop in inference: Keras 3 returns the uncropped input (against its own output
+    # shape); jaxlayers follows the documented rule, the center window resized.
+    crop = jl.from_keras(keras.Sequential([keras.Input((6, 5, 1)),
+                                           keras.layers.RandomCrop(4, 3)]))[0]
+    assert [c.name for c in crop.children if c.kind != "InputLayer"] == ["RandomCrop(4, 3)"]

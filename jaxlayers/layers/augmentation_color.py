@@ -28,7 +28,7 @@ def adjust_brightness(x, deltas, value_range):
 
 
 @keras_layer
-def RandomContrast(factor, value_range=(0, 255), seed=None) -> Layer:
+def RandomContrast(factor, value_range=(0, 255), seed=None, data_format=None) -> Layer:
     """Scale each image's deviation from its per-channel mean by a random contrast factor in
     training (Keras' rule: the factor is uniform in ``[1 - lower, 1 + upper]``, where a
     number f means ``(lower, upper) = (0, f)``); the identity in inference.
@@ -37,8 +37,9 @@ def RandomContrast(factor, value_range=(0, 255), seed=None) -> Layer:
       factor: a number f or a pair (lower, upper), in [0, 1].
       value_range: the images' ``(low, high)``; outputs are clipped to it.
       seed: accepted for Keras compatibility (an int) and unused: keys come from `rng`.
+      data_format: "channels_last" (None) or "channels_first" (a base-layer keyword in Keras).
 
-    Input shape: ``(batch, h, w, channels)``. Output shape: the same.
+    Input shape: ``(batch, h, w, channels)`` (or channels first). Output shape: the same.
     """
     kind = "RandomContrast"
     low, high = factor_range(kind, "factor", factor, bounds=(0.0, 1.0))
@@ -48,12 +49,12 @@ def RandomContrast(factor, value_range=(0, 255), seed=None) -> Layer:
         factors = jax.random.uniform(rng, (x.shape[0],), minval=1.0 - low, maxval=1.0 + high)
         return adjust_contrast(x, factors, limits)
 
-    return image_layer(kind, describe(kind, factor), "channels_last", transform, seed=seed,
+    return image_layer(kind, describe(kind, factor), data_format, transform, seed=seed,
                        active=(low, high) != (0, 0))
 
 
 @keras_layer
-def RandomBrightness(factor, value_range=(0, 255), seed=None) -> Layer:
+def RandomBrightness(factor, value_range=(0, 255), seed=None, data_format=None) -> Layer:
     """Add a random brightness offset to each image in training: ``x + u * (high - low)``
     with u uniform in the factor's range, clipped to `value_range`; the identity in inference.
 
@@ -61,8 +62,9 @@ def RandomBrightness(factor, value_range=(0, 255), seed=None) -> Layer:
       factor: a number f (``u`` in ``[-f, f]``) or a pair (lower, upper), in [-1, 1].
       value_range: the images' ``(low, high)``; outputs are clipped to it.
       seed: accepted for Keras compatibility (an int) and unused: keys come from `rng`.
+      data_format: "channels_last" (None) or "channels_first" (a base-layer keyword in Keras).
 
-    Input shape: ``(batch, h, w, channels)``. Output shape: the same.
+    Input shape: ``(batch, h, w, channels)`` (or channels first). Output shape: the same.
     """
     kind = "RandomBrightness"
     low, high = factor_range(kind, "factor", factor)
@@ -72,5 +74,5 @@ def RandomBrightness(factor, value_range=(0, 255), seed=None) -> Layer:
         deltas = jax.random.uniform(rng, (x.shape[0],), minval=low, maxval=high)
         return adjust_brightness(x, deltas, limits)
 
-    return image_layer(kind, describe(kind, factor), "channels_last", transform, seed=seed,
+    return image_layer(kind, describe(kind, factor), data_format, transform, seed=seed,
                        active=(low, high) != (0, 0))
