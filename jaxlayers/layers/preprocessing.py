@@ -67,7 +67,7 @@ def _batches(data, steps):
         yield np.asarray(batch[0] if isinstance(batch, tuple) else batch)
 
 
-def adapt(layer: Layer, data, steps=None) -> Layer:
+def adapt(layer: Layer, data, steps=None):
     """A copy of `layer` with the statistics it learns from `data` (Keras' ``layer.adapt``).
 
     Args:
