@@ -73,7 +73,8 @@ from .layers.preprocessing import Normalization, Rescaling, adapt
 from .layers.encoding import CategoryEncoding, Discretization, IntegerLookup
 from .layers.augmentation_geometry import (CenterCrop, RandomCrop, RandomFlip, RandomRotation,
                                            RandomTranslation, RandomZoom, Resizing)
-from .layers.augmentation_color import RandomBrightness, RandomContrast
+from .layers.augmentation_color import (AutoContrast, RandomBrightness, RandomContrast,
+                                        RandomInvert)
 
 # Weight regularizers, constraints and initializers (modules), and their model-level helpers.
 from . import activations, constraints, initializers, regularizers
@@ -142,7 +143,8 @@ __all__ = [
     # preprocessing and augmentation
     "Rescaling", "Normalization", "CategoryEncoding", "Discretization", "IntegerLookup",
     "adapt", "Resizing", "CenterCrop", "RandomCrop", "RandomFlip", "RandomRotation",
-    "RandomZoom", "RandomTranslation", "RandomContrast", "RandomBrightness",
+    "RandomZoom", "RandomTranslation", "RandomContrast", "RandomBrightness", "RandomInvert",
+    "AutoContrast",
     # weights
     "activations", "initializers", "regularizers", "constraints", "constrain_updates",
     "activity_loss",

@@ -191,3 +191,28 @@ def test_augmentations_are_identity_in_inference_and_need_a_key_in_training():
         jl.RandomRotation(2.0)
     uint8 = np.full((1, 4, 4, 3), 200, np.uint8)
     assert run(jl.RandomBrightness(0.2), uint8, rng=KEY, train=True).dtype == jnp.float32
+
+
+def test_random_invert_matches_keras_and_inverts_with_its_probability():
+    x = IMAGES.clip(0, 255)
+    ref = keras.layers.RandomInvert().transform_images(
+        x, {"apply_inversion": np.array([True, False])})
+    np.testing.assert_allclose(ref[0], 255 - x[0])          # Keras' inversion: high - x
+    np.testing.assert_allclose(ref[1], x[1])
+    got = run(jl.RandomInvert(), x, rng=KEY, train=True)      # factor 1: p uniform in [0, 1]
+    assert all(np.allclose(g, 255 - xi) or np.allclose(g, xi) for g, xi in zip(got, x))
+    outs = batch_of_draws(jl.RandomInvert((0.6, 0.6)), x[:1], 400)   # p pinned at 0.6
+    inverted = np.array([np.allclose(o, 255 - x[0]) for o in outs])
+    assert all(i or np.allclose(o, x[0]) for i, o in zip(inverted, outs))
+    assert 0.52 < inverted.mean() < 0.68
+    np.testing.assert_array_equal(run(jl.RandomInvert(), x), x)
+
+
+@pytest.mark.parametrize("value_range", [(0, 255), (0, 1)])
+def test_auto_contrast_matches_keras(value_range):
+    x = IMAGES.clip(0, 255) / (255 / value_range[1])
+    x[1, ..., 2] = 0.5                                  # a constant channel stays as it is
+    ref = keras_call(keras.layers.AutoContrast(value_range), x, False)
+    got = run(jl.AutoContrast(value_range), x)
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-4 * value_range[1])
+    np.testing.assert_allclose(run(jl.AutoContrast(value_range), x, train=True), got)

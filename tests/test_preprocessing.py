@@ -159,6 +159,7 @@ def test_from_keras_converts_each_preprocessing_and_augmentation_layer():
         keras.layers.RandomFlip("horizontal"), keras.layers.RandomRotation(0.1),
         keras.layers.RandomZoom(0.1), keras.layers.RandomTranslation(0.1, 0.1),
         keras.layers.RandomContrast(0.2), keras.layers.RandomBrightness(0.1),
+        keras.layers.RandomInvert(), keras.layers.AutoContrast(),
         keras.layers.Resizing(8, 6, interpolation="bicubic"),
         keras.layers.CenterCrop(6, 6),
         keras.layers.Discretization([-1.0, 0.0, 1.0, 3.0]),

@@ -17,7 +17,7 @@ from .keras_import import CONVERTERS, _build, generic, keras_arguments, keras_we
 
 _GENERIC = [PP.Rescaling, EN.CategoryEncoding, AG.Resizing, AG.CenterCrop, AG.RandomCrop,
             AG.RandomFlip, AG.RandomRotation, AG.RandomZoom, AG.RandomTranslation,
-            AC.RandomContrast, AC.RandomBrightness]
+            AC.RandomContrast, AC.RandomBrightness, AC.RandomInvert, AC.AutoContrast]
 
 
 def _normalization(kl):

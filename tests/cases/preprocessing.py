@@ -51,4 +51,7 @@ CASES = [
          make_input=pixels),
     Case("RandomBrightness", lambda: jl.RandomBrightness(0.1), IMAGE, train=True,
          make_input=pixels),
+    Case("RandomInvert", lambda: jl.RandomInvert(0.8, value_range=(0, 255)), IMAGE, train=True,
+         make_input=pixels),
+    Case("AutoContrast", lambda: jl.AutoContrast(), IMAGE, make_input=pixels),
 ]
