@@ -1,6 +1,5 @@
 """Preprocessing layers against Keras 3 (JAX backend) or a numpy formula, and `jl.adapt`."""
 import jax
-import jax.numpy as jnp
 import keras
 import numpy as np
 import pytest
