@@ -68,6 +68,14 @@ from .layers.core import Flatten, Permute, RepeatVector, Reshape
 from .layers.reshaping import (Cropping1D, Cropping2D, Cropping3D, UpSampling1D, UpSampling2D,
                                UpSampling3D, ZeroPadding1D, ZeroPadding2D, ZeroPadding3D)
 
+# Preprocessing layers (array math) and image augmentation layers.
+from .layers.preprocessing import Normalization, Rescaling, adapt
+from .layers.encoding import CategoryEncoding, Discretization, IntegerLookup
+from .layers.augmentation_geometry import (CenterCrop, RandomCrop, RandomFlip, RandomRotation,
+                                           RandomTranslation, RandomZoom, Resizing)
+from .layers.augmentation_color import (AutoContrast, RandomBrightness, RandomContrast,
+                                        RandomInvert)
+
 # Weight regularizers, constraints and initializers (modules), and their model-level helpers.
 from . import activations, constraints, initializers, regularizers
 from .constraints import constrain_updates
@@ -132,6 +140,11 @@ __all__ = [
     "Flatten", "Reshape", "Permute", "RepeatVector", "Cropping1D", "Cropping2D", "Cropping3D",
     "UpSampling1D", "UpSampling2D", "UpSampling3D", "ZeroPadding1D", "ZeroPadding2D",
     "ZeroPadding3D",
+    # preprocessing and augmentation
+    "Rescaling", "Normalization", "CategoryEncoding", "Discretization", "IntegerLookup",
+    "adapt", "Resizing", "CenterCrop", "RandomCrop", "RandomFlip", "RandomRotation",
+    "RandomZoom", "RandomTranslation", "RandomContrast", "RandomBrightness", "RandomInvert",
+    "AutoContrast",
     # weights
     "activations", "initializers", "regularizers", "constraints", "constrain_updates",
     "activity_loss",
