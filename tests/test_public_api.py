@@ -29,7 +29,8 @@ ATTENTION = {"EinsumDense", "MultiHeadAttention", "GroupedQueryAttention", "Grou
              "Attention", "AdditiveAttention"}
 KNOWN_GAPS = CONV | RECURRENT | ATTENTION
 # Modules the package imports for itself (not re-exported; a user needs none of them).
-INTERNAL_MODULES = {"core", "combinators", "functional", "graph", "layers", "lookup", "plot"}
+INTERNAL_MODULES = {"core", "combinators", "fold", "functional", "graph", "layers", "lookup",
+                    "plot"}
 PUBLIC_MODULES = [jl, jl.activations, jl.initializers, jl.regularizers, jl.constraints,
                   jl.stax] + [__import__(f"jaxlayers.layers.{m}", fromlist=["_"]) for m in (
     "core", "merging", "pooling", "reshaping", "normalization", "batchnorm", "regularization",
