@@ -104,6 +104,8 @@ def check_spec(spec: P, path: str, shape, mesh, source: str) -> None:
             if axis in used:
                 raise ValueError(f"{what}: mesh axis {axis!r} is used twice")
             used.append(axis)
+    for dim, entry in enumerate(spec):
+        axes = _axes(entry)
         n = math.prod(mesh.shape[a] for a in axes)
         if shape[dim] % n:
             by = " x ".join(f"mesh axis {a!r} ({mesh.shape[a]})" for a in axes)
