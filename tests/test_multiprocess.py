@@ -5,8 +5,10 @@ and final params equal a single-process run.
 
 The same command by hand (two shells, or `&`):
 
-    XLA_FLAGS=--xla_force_host_platform_device_count=2 python tests/test_multiprocess.py 0 2 12355 out.json &
-    XLA_FLAGS=--xla_force_host_platform_device_count=2 python tests/test_multiprocess.py 1 2 12355 out.json
+    XLA_FLAGS=--xla_force_host_platform_device_count=2 JAX_PLATFORMS=cpu python tests/test_multiprocess.py 0 2 12355 out.json &
+    XLA_FLAGS=--xla_force_host_platform_device_count=2 JAX_PLATFORMS=cpu python tests/test_multiprocess.py 1 2 12355 out.json
+
+(arguments: process id, process count, coordinator port, the file process 0 writes).
 """
 import json
 import os
