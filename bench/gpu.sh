@@ -29,5 +29,12 @@ fi
 GPU=$("$PY" -c "import jax; d = jax.devices(); print(f'{d[0].device_kind} x{len(d)}')")
 echo "gpu.sh: running on $GPU"
 export XLA_PYTHON_CLIENT_PREALLOCATE=false
+# Multi-device section: with several accelerators, every layout (data parallel, FSDP,
+# tensor parallel, both) on 1, 2, 4, 8 of them: per-device params + optimizer bytes, step time.
+NDEV=$("$PY" -c "import jax; print(jax.device_count())")
+if [ "$NDEV" -gt 1 ]; then
+  echo "gpu.sh: $NDEV devices: layouts (bench/sharding.py)"
+  "$PY" -m bench.sharding --platform gpu --out "${OUT:-bench/results/gpu}/sharding.csv"
+fi
 exec "$PY" -m bench --out "${OUT:-bench/results/gpu}" --device "gpu: $GPU" \
   --passes 3 --budget 0.15 --warmup 2 --compiles 1 --dtypes float32,bfloat16 "$@"

@@ -87,6 +87,8 @@ from .training import callbacks, losses, metrics
 from .training import (EarlyStopping, Ensemble, History, LambdaCallback, ModelCheckpoint,
                        TrainState, ensemble, evaluate, fit, freeze, predict, take,
                        trainable_mask)
+from .training import (FSDP, DataParallel, Layout, LayoutMap, TensorParallel,
+                       layout_table, param_paths, shard, sharded_init)
 from .io import Checkpoint, CheckpointError, from_keras, load, save
 from .summary import summary
 from .plot import plot_model
@@ -152,6 +154,8 @@ __all__ = [
     "training", "losses", "metrics", "callbacks", "fit", "evaluate", "predict", "History",
     "TrainState", "EarlyStopping", "LambdaCallback", "ModelCheckpoint", "Ensemble", "ensemble",
     "freeze", "take", "trainable_mask",
+    "shard", "sharded_init", "param_paths", "layout_table", "Layout", "LayoutMap",
+    "DataParallel", "FSDP", "TensorParallel",
     "io", "save", "load", "Checkpoint", "CheckpointError", "from_keras",
     "summary", "plot_model", "fold_for_inference",
     # stax compatibility

@@ -91,8 +91,36 @@ def _flatten(section, tree):
         name = "/".join([section] + [_key_str(p) for p in path])
         if isinstance(leaf, jax.Array) and jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
             leaf = jax.random.key_data(leaf)
+        if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
+            from jax.experimental import multihost_utils   # shards on other processes
+            leaf = multihost_utils.process_allgather(leaf, tiled=True)
         out[name] = np.asarray(jax.device_get(leaf))
     return out
+
+
+def _expected(section, tree):
+    """``{name: (shape, dtype)}`` of `tree`'s leaves as `_flatten` would store them, read
+    without fetching any array (a sharded `like` stays where it is)."""
+    out = {}
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        name = "/".join([section] + [_key_str(p) for p in path])
+        if isinstance(leaf, jax.Array) and jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+            leaf = jax.eval_shape(jax.random.key_data, leaf)
+        elif not isinstance(leaf, (jax.Array, jax.ShapeDtypeStruct)):
+            leaf = np.asarray(leaf)
+        out[name] = (tuple(leaf.shape), np.dtype(leaf.dtype))
+    return out
+
+
+def _placed(arr, like_leaf):
+    """`arr` with the sharding of `like_leaf` when that is a `NamedSharding` (a sharded
+    model, possibly on another mesh shape than the one that saved); else as it is."""
+    from jax.sharding import NamedSharding
+    sharding = getattr(like_leaf, "sharding", None)
+    if (not isinstance(like_leaf, jax.Array) or not isinstance(sharding, NamedSharding)
+            or jnp.issubdtype(like_leaf.dtype, jax.dtypes.prng_key)):
+        return arr
+    return jax.make_array_from_callback(arr.shape, sharding, lambda idx: arr[idx])
 
 
 def _encode(a: np.ndarray):
@@ -150,7 +178,11 @@ def save(path, params, state=None, opt_state=None, metadata=None) -> str:
     except (TypeError, ValueError) as e:
         raise TypeError(f"save: metadata must be JSON-serialisable ({e})") from None
     meta = {"jaxlayers": header_json, "sha256": _digest(tensors, header)}
-    write_atomically(target, st_save(tensors, metadata=meta))
+    if jax.process_index() == 0:         # several processes: one writes, all wait for it
+        write_atomically(target, st_save(tensors, metadata=meta))
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+        multihost_utils.sync_global_devices(f"jl.save {target}")
     return os.path.expanduser(os.fspath(path))
 
 
@@ -231,18 +263,18 @@ def _restore(section, tensors, header, shown):
 def _check_like(section, like, tensors, header):
     """The stored leaves placed into `like`'s structure, or a CheckpointError listing
     every path that is missing, unexpected, or of another shape or dtype."""
-    expected = _flatten(section, like) if like is not None else {}
+    expected = _expected(section, like) if like is not None else {}
     stored = {n: _decode(t, header["dtypes"][n], header["shapes"][n]) for n, t in tensors.items()
               if n.split("/", 1)[0] == section}
     problems = []
-    for name, ref in expected.items():
+    for name, (shape, dtype) in expected.items():
         if name not in stored:
-            problems.append(f"{name}: missing from the file (expected {ref.dtype.name}"
-                            f"{list(ref.shape)})")
-        elif stored[name].shape != ref.shape or stored[name].dtype != ref.dtype:
+            problems.append(f"{name}: missing from the file (expected {dtype.name}"
+                            f"{list(shape)})")
+        elif stored[name].shape != shape or stored[name].dtype != dtype:
             problems.append(f"{name}: file has {stored[name].dtype.name}"
-                            f"{list(stored[name].shape)}, model expects {ref.dtype.name}"
-                            f"{list(ref.shape)}")
+                            f"{list(stored[name].shape)}, model expects {dtype.name}"
+                            f"{list(shape)}")
     for name in stored:
         if name not in expected:
             problems.append(f"{name}: in the file but not in the model "
@@ -264,6 +296,11 @@ def load(path, like=None) -> Checkpoint:
     A file that is truncated, corrupted, edited, or not a jaxlayers checkpoint raises
     `CheckpointError` saying what is wrong; a missing file FileNotFoundError, a directory
     IsADirectoryError, an empty path ValueError. Loading runs no code from the file.
+
+    Sharded training: `save` gathers sharded arrays (across processes too: every process
+    calls it, process 0 writes). A leaf of `like` sharded with a `NamedSharding` -- e.g.
+    from ``jl.shard(train_state, mesh, layout)`` or ``jl.sharded_init`` on a new mesh of
+    any shape -- is loaded straight into that sharding (each device gets its shard).
     """
     tensors, header = _read(path)
     metadata = header.get("metadata", {})
@@ -289,7 +326,7 @@ def load(path, like=None) -> Checkpoint:
                 if isinstance(leaf, jax.Array) and jnp.issubdtype(leaf.dtype,
                                                                   jax.dtypes.prng_key):
                     arr = jax.random.wrap_key_data(arr, impl=jax.random.key_impl(leaf))
-                leaves.append(arr)
+                leaves.append(_placed(arr, leaf))
             out.append(jax.tree_util.tree_unflatten(treedef, leaves))
     if problems:
         raise CheckpointError(f"load: {os.fspath(path)!r} does not fit the given structure "

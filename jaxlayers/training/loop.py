@@ -23,6 +23,7 @@ from . import data as _data
 from . import losses as _losses
 from . import metrics as _metrics
 from . import optimizers as _optimizers
+from . import sharding as _sharding
 from . import steps as _steps
 from .devices import Placement
 from .ensemble import Ensemble
@@ -132,7 +133,7 @@ def _log_names(metrics, validating, opt_state):
 def fit(model, params, optimizer, loss, x=None, y=None, *, state=None, data=None, epochs=1,
         batch_size=32, validation_data=None, validation_split=0.0, class_weight=None,
         metrics=(), callbacks=(), rng=None, shuffle=True, sample_weight=None, verbose=1,
-        mesh=None, initial_epoch=0):
+        mesh=None, layout=None, initial_epoch=0):
     """Train `model` and return ``(train_state, history)``.
 
     Args:
@@ -161,6 +162,9 @@ def fit(model, params, optimizer, loss, x=None, y=None, *, state=None, data=None
         2 one line per epoch.
       mesh: a `jax.sharding.Mesh` for data-parallel training (batch split over its first
         axis; params replicated unless already placed with a `NamedSharding` on it).
+      layout: with `mesh`, how params are split: a `jl.Layout` (`DataParallel`, `FSDP`,
+        `TensorParallel`, `LayoutMap`, or a sum) or a list of ``(regex, spec)`` rules over
+        weight paths; the optimizer state follows the params. Kept across steps.
 
     Returns: ``(TrainState, History)``; ``history.interrupted`` is True when a
     KeyboardInterrupt stopped training (at the end of a step). Any other exception is
@@ -188,6 +192,7 @@ def fit(model, params, optimizer, loss, x=None, y=None, *, state=None, data=None
     train = _data.Source("fit", x, y, sample_weight, data, batch_size, class_weight=class_weight)
     val = None if validation_data is None else _data.validation_source(validation_data, batch_size)
     place = Placement(mesh, batch_size if data is None else None)
+    _check_layout("fit", mesh, layout)
 
     key_data = _key_data(rng)
     seed = np.asarray(jax.device_get(key_data)).ravel().tolist()
@@ -196,12 +201,16 @@ def fit(model, params, optimizer, loss, x=None, y=None, *, state=None, data=None
         seed.append(int(np.max(jax.device_get(ts.step))))   # resuming: a new shuffle order
     else:
         p, s = _unpack_params(model, params, state)
+        if layout is not None:           # the optimizer state is then created sharded too
+            p = _sharding.shard(p, mesh, layout, leading=1 if n_members else 0)
         opt_state = (jax.vmap(tx.init) if n_members else tx.init)(p)
         member_keys = key_data if not n_members else jax.vmap(
             lambda i: jax.random.key_data(jax.random.fold_in(jax.random.wrap_key_data(
                 key_data), i)))(jnp.arange(n_members))
         step0 = jnp.zeros((n_members,) if n_members else (), jnp.int32)
         ts = TrainState(p, s, opt_state, step0, member_keys)
+    if layout is not None:
+        ts = _sharding.shard(ts, mesh, layout, leading=1 if n_members else 0)
     _data.check_sparse_labels([train] + ([val] if val else []), loss_fn, member, n_members,
                               ts.params, ts.state)
     np_rng = np.random.default_rng(seed)
@@ -288,6 +297,11 @@ def fit(model, params, optimizer, loss, x=None, y=None, *, state=None, data=None
     return run.state, history
 
 
+def _check_layout(who, mesh, layout):
+    if layout is not None and mesh is None:
+        raise ValueError(f"{who}: layout= places params on a mesh: pass mesh= too")
+
+
 def _attach(exc, ts):
     """Hand the caller the training state reached (None if the failing step consumed it)."""
     exc.train_state = ts if _alive(ts) else None
@@ -301,6 +315,13 @@ def _evaluator(model, member, n, loss, loss_fn, metrics, metric_objs, place, mes
     return _steps.cached(("eval", model, None if loss is None else _steps.loss_key(loss),
                           _steps.metrics_key(metrics), mesh),
                          lambda: _steps.Evaluator(member, n, loss_fn, metric_objs, place))
+
+
+def _laid_out(who, params, mesh, layout, n_members):
+    _check_layout(who, mesh, layout)
+    if layout is None:
+        return params
+    return _sharding.shard(params, mesh, layout, leading=1 if n_members else 0)
 
 
 def _learning_rate(opt_state):
@@ -321,16 +342,18 @@ def _learning_rate(opt_state):
 
 
 def evaluate(model, params, x=None, y=None, *, loss=None, metrics=(), state=None, data=None,
-             batch_size=32, sample_weight=None, mesh=None):
+             batch_size=32, sample_weight=None, mesh=None, layout=None):
     """Evaluate in inference mode (``train=False``); returns ``{"loss": ..., name: ...}``.
 
     `params` may be a `TrainState`. Every sample counts exactly once (the last partial
     batch is padded with weight-0 rows). The loss includes ``model.penalty(params)``, as
     Keras' evaluate includes weight-regularization losses. For an `Ensemble` each value is
-    an array with one entry per member. `batch_size` None means 32.
+    an array with one entry per member. `batch_size` None means 32. `mesh` and `layout`
+    are as in `fit`.
     """
     member, n = _member_model(model)
     params, state = _unpack_params(model, params, state)
+    params = _laid_out("evaluate", params, mesh, layout, n)
     loss_fn = None if loss is None else _losses.get(loss)
     metric_objs = [_metrics.get(m) for m in metrics]
     _steps.check_metric_names(metric_objs)
@@ -343,13 +366,15 @@ def evaluate(model, params, x=None, y=None, *, loss=None, metrics=(), state=None
     return host(ev(params, state, source.batches()))
 
 
-def predict(model, params, x=None, *, state=None, data=None, batch_size=32, mesh=None):
+def predict(model, params, x=None, *, state=None, data=None, batch_size=32, mesh=None,
+            layout=None):
     """Outputs of `model` in inference mode for every sample of `x` (or of each batch of
     `data`, an iterable of x batches), as numpy; for an `Ensemble` shaped
     ``(members, samples, ...)``. `params` may be a `TrainState`. `batch_size` None
-    means 32."""
+    means 32. `mesh` and `layout` are as in `fit`."""
     member, n = _member_model(model)
     params, state = _unpack_params(model, params, state)
+    params = _laid_out("predict", params, mesh, layout, n)
     batch_size = _data.batch_size_or_default("predict", batch_size)
     place = Placement(mesh, batch_size if data is None else None)
     if data is not None:
