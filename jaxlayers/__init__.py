@@ -35,6 +35,8 @@ from .layers.multi_head_attention import (GroupedQueryAttention, GroupQueryAtten
                                           MultiHeadAttention)
 from .layers.score_attention import AdditiveAttention, Attention
 from .layers.position import PositionEmbedding, RotaryEmbedding, SinePositionEncoding
+from .layers.transformer import TransformerDecoder, TransformerEncoder
+from .layers.kv_cache import decoder_cache, generate
 
 # Recurrent layers and their wrappers.
 from .layers.recurrent import (GRU, LSTM, RNN, Cell, GRUCell, LSTMCell, SimpleRNN, SimpleRNNCell,
@@ -111,7 +113,7 @@ __all__ = [
     # attention
     "EinsumDense", "MultiHeadAttention", "GroupedQueryAttention", "GroupQueryAttention",
     "Attention", "AdditiveAttention", "PositionEmbedding", "SinePositionEncoding",
-    "RotaryEmbedding",
+    "RotaryEmbedding", "TransformerEncoder", "TransformerDecoder", "decoder_cache", "generate",
     # recurrent
     "RNN", "SimpleRNN", "LSTM", "GRU", "Cell", "SimpleRNNCell", "LSTMCell", "GRUCell",
     "StackedRNNCells", "reset_states", "Bidirectional", "TimeDistributed",

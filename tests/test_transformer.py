@@ -131,3 +131,151 @@ def test_position_layers_pass_the_time_step_mask():
     _, params = model.init(KEY, (None, 4))
     _, mask = model.apply(params, tokens, return_mask=True)
     np.testing.assert_array_equal(mask, tokens != 0)
+
+
+# --------------------------------------------------------------------------- transformer blocks
+
+
+def _keras_mha(p, heads):
+    import keras
+    key_dim = p["query"]["kernel"].shape[-1]
+    layer = keras.layers.MultiHeadAttention(heads, key_dim)
+    dim, kv_dim = p["query"]["kernel"].shape[0], p["key"]["kernel"].shape[0]
+    layer.build((1, 1, dim), (1, 1, kv_dim))
+    for part, dense in (("query", layer._query_dense), ("key", layer._key_dense),
+                        ("value", layer._value_dense), ("attention_output", layer._output_dense)):
+        dense.set_weights([np.asarray(p[part]["kernel"]), np.asarray(p[part]["bias"])])
+    return layer
+
+
+def _keras_norm(p, eps):
+    import keras
+    layer = keras.layers.LayerNormalization(epsilon=eps)
+    layer.build((1, p["gamma"].shape[0]))
+    layer.set_weights([np.asarray(p["gamma"]), np.asarray(p["beta"])])
+    return layer
+
+
+def _keras_dense(p, activation=None):
+    import keras
+    layer = keras.layers.Dense(p["kernel"].shape[1], activation=activation)
+    layer.build((1, p["kernel"].shape[0]))
+    layer.set_weights([np.asarray(p["kernel"]), np.asarray(p["bias"])])
+    return layer
+
+
+def _keras_block(params, x, *, heads, normalize_first, activation, eps, attention_name,
+                 self_kwargs, encoder=None, cross_kwargs=None):
+    """keras_hub's call order, on Keras 3's own layers with the same weights."""
+    norm = {n: _keras_norm(p, eps) for n, p in params.items() if n.endswith("norm")}
+
+    def branch(x, run, norm_name):
+        y = run(norm[norm_name](x) if normalize_first else x)
+        y = x + y
+        return y if normalize_first else norm[norm_name](y)
+    with jax.numpy_rank_promotion("allow"):
+        attn = _keras_mha(params[attention_name], heads)
+        x = branch(x, lambda y: attn(y, y, **self_kwargs), "self_attention_layer_norm")
+        if encoder is not None:
+            cross = _keras_mha(params["cross_attention"], heads)
+            x = branch(x, lambda y: cross(y, encoder, **cross_kwargs),
+                       "cross_attention_layer_norm")
+        inner = _keras_dense(params["feedforward_intermediate_dense"], activation)
+        outer = _keras_dense(params["feedforward_output_dense"])
+        x = branch(x, lambda y: outer(inner(y)), "feedforward_layer_norm")
+        return np.asarray(x)
+
+
+def _perturbed(params):
+    """Params with non-trivial norms and biases (init gives ones and zeros)."""
+    leaves, tree = jax.tree_util.tree_flatten(params)
+    keys = jax.random.split(jax.random.key(5), len(leaves))
+    return tree.unflatten([a + 0.2 * jax.random.normal(k, a.shape) for k, a in zip(keys, leaves)])
+
+
+PAD = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], bool)
+
+
+@pytest.mark.parametrize("normalize_first", [False, True])
+def test_transformer_encoder_matches_keras_layers_in_keras_hubs_order(normalize_first):
+    layer = jl.TransformerEncoder(16, 2, activation="gelu", layer_norm_epsilon=1e-4,
+                                  normalize_first=normalize_first)
+    shape, params = layer.init(KEY, (None, 5, 8))
+    assert shape == (None, 5, 8)
+    assert list(params) == ["self_attention_layer", "self_attention_layer_norm",
+                            "feedforward_layer_norm", "feedforward_intermediate_dense",
+                            "feedforward_output_dense"]
+    assert params["self_attention_layer"]["query"]["kernel"].shape == (8, 2, 4)
+    assert params["feedforward_intermediate_dense"]["kernel"].shape == (8, 16)
+    params = _perturbed(params)
+    common = dict(heads=2, normalize_first=normalize_first, activation="gelu", eps=1e-4,
+                  attention_name="self_attention_layer")
+    want = _keras_block(params, X, self_kwargs={}, **common)
+    np.testing.assert_allclose(layer.apply(params, X), want, atol=2e-5)
+    # Padding masks the attended keys: an explicit padding_mask, or the input's mask, which
+    # also masks the queries (as Keras' MultiHeadAttention); real steps agree with Keras.
+    keys_only = _keras_block(params, X, self_kwargs={"attention_mask": PAD[:, None, :]},
+                             **common)
+    np.testing.assert_allclose(layer.apply(params, X, padding_mask=PAD), keys_only, atol=2e-5)
+    y = jax.jit(lambda p, x, m: layer.apply(p, x, mask=m))(params, X, PAD)
+    np.testing.assert_allclose(np.asarray(y)[PAD], keys_only[PAD], atol=2e-5)
+    y, scores = layer.apply(params, X, padding_mask=PAD, return_attention_scores=True)
+    assert scores.shape == (2, 2, 5, 5)
+    np.testing.assert_allclose(np.asarray(scores)[0, :, :, 3:], 0, atol=1e-7)
+
+
+@pytest.mark.parametrize("normalize_first", [False, True])
+def test_transformer_decoder_is_causal_and_cross_attends_like_keras(normalize_first):
+    enc = RNG.randn(2, 4, 6).astype(np.float32)
+    enc_pad = np.array([[1, 1, 0, 0], [1, 1, 1, 1]], bool)
+    layer = jl.TransformerDecoder(16, 2, normalize_first=normalize_first)
+    shape, params = layer.init(KEY, ((None, 5, 8), (None, 4, 6)))
+    assert shape == (None, 5, 8)
+    assert list(params) == ["self_attention", "self_attention_layer_norm", "cross_attention",
+                            "cross_attention_layer_norm", "feedforward_layer_norm",
+                            "feedforward_intermediate_dense", "feedforward_output_dense"]
+    assert params["cross_attention"]["key"]["kernel"].shape == (6, 2, 4)
+    params = _perturbed(params)
+    want = _keras_block(params, X, heads=2, normalize_first=normalize_first,
+                        activation="relu", eps=1e-5, attention_name="self_attention",
+                        self_kwargs={"use_causal_mask": True}, encoder=enc,
+                        cross_kwargs={"attention_mask": enc_pad[:, None, :]})
+    y = layer.apply(params, (X, enc), encoder_padding_mask=enc_pad)
+    np.testing.assert_allclose(y, want, atol=2e-5)
+    # The time-step masks of both inputs, as a tuple, do the same.
+    np.testing.assert_allclose(layer.apply(params, (X, enc), mask=(None, enc_pad)), want,
+                               atol=2e-5)
+    # Causal: changing the last step changes no earlier output.
+    later = X.copy()
+    later[:, -1] += 1.0
+    np.testing.assert_allclose(layer.apply(params, (later, enc))[:, :-1],
+                               layer.apply(params, (X, enc))[:, :-1], atol=1e-6)
+    with pytest.raises(jl.ShapeError, match=r"TransformerDecoder\(16, 2.*unexpected "
+                                            r"params\['cross_attention'\]"):
+        layer.apply(params, X)
+
+
+def test_transformer_blocks_in_serial_thread_the_embedding_mask_and_train_with_dropout():
+    tokens = np.array([[3, 1, 4, 0, 0], [2, 2, 2, 2, 1]])
+    model = jl.serial(jl.Embedding(6, 8, mask_zero=True), jl.TransformerEncoder(8, 2),
+                      jl.TransformerDecoder(8, 2, dropout=0.5), jl.GlobalAveragePooling1D())
+    _, params = model.init(KEY, (None, 5))
+    y = model.apply(params, tokens)
+    assert y.shape == (2, 8) and np.all(np.isfinite(y))
+    # The padding steps are excluded: changing their tokens changes nothing.
+    other = np.where(tokens == 0, 0, tokens)
+    np.testing.assert_allclose(model.apply(params, other), y, atol=1e-6)
+    a = model.apply(params, tokens, rng=jax.random.key(1), train=True)
+    b = model.apply(params, tokens, rng=jax.random.key(2), train=True)
+    assert not np.allclose(a, b)
+    with pytest.raises(ValueError, match="needs an rng key"):
+        model.apply(params, tokens, train=True)
+
+
+def test_transformer_errors_name_the_layer():
+    with pytest.raises(ValueError, match="TransformerEncoder: num_heads must be a positive int"):
+        jl.TransformerEncoder(8, 0)
+    with pytest.raises(ValueError, match="TransformerDecoder: activation: "):
+        jl.TransformerDecoder(8, 2, activation="nope")
+    with pytest.raises(jl.ShapeError, match=r"TransformerEncoder\(8, 4\).*at least num_heads"):
+        jl.TransformerEncoder(8, 4).init(KEY, (None, 3, 2))
