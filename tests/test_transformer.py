@@ -279,3 +279,79 @@ def test_transformer_errors_name_the_layer():
         jl.TransformerDecoder(8, 2, activation="nope")
     with pytest.raises(jl.ShapeError, match=r"TransformerEncoder\(8, 4\).*at least num_heads"):
         jl.TransformerEncoder(8, 4).init(KEY, (None, 3, 2))
+
+
+# --------------------------------------------------------------------------- cached decoding
+
+
+@pytest.mark.parametrize("cross", [False, True])
+def test_cached_decoding_one_step_at_a_time_matches_the_full_causal_pass(cross):
+    enc = RNG.randn(2, 4, 6).astype(np.float32)
+    layer = jl.TransformerDecoder(16, 2, normalize_first=cross)
+    shape = ((None, 5, 8), (None, 4, 6)) if cross else (None, 5, 8)
+    _, params = layer.init(KEY, shape)
+    params = _perturbed(params)
+    full = layer.apply(params, (X, enc) if cross else X)
+
+    @jax.jit
+    def decode(params, cache, x):
+        def step(cache, x_t):                      # x_t: (batch, dim), one step
+            inp = x_t[:, None]
+            y, cache = layer.apply(params, (inp, enc) if cross else inp, cache=cache)
+            return cache, y[:, 0]
+        cache, ys = jax.lax.scan(step, cache, jnp.swapaxes(x, 0, 1))
+        return jnp.swapaxes(ys, 0, 1), cache
+
+    cache = jl.decoder_cache(params, batch=2, max_length=7)
+    assert cache["key"].shape == (2, 7, 2, 4) and int(cache["index"]) == 0
+    y, cache = decode(params, cache, X)
+    np.testing.assert_allclose(y, full, atol=2e-5)
+    assert int(cache["index"]) == 5
+    # A prompt of 3 steps in one call, then two single steps: the same numbers.
+    cache = jl.decoder_cache(params, batch=2, max_length=5)
+    head, cache = layer.apply(params, (X[:, :3], enc) if cross else X[:, :3], cache=cache)
+    tail, cache = decode(params, cache, X[:, 3:])
+    np.testing.assert_allclose(np.concatenate([head, tail], 1), full, atol=2e-5)
+    # Past max_length nothing can be written: NaN, never a silent wrong answer.
+    more, _ = layer.apply(params, (X[:, :1], enc) if cross else X[:, :1], cache=cache)
+    assert np.all(np.isnan(more))
+
+
+def test_generate_greedy_matches_recomputing_the_full_pass():
+    vocab, width, length = 7, 8, 9
+    embed, pos = jl.Embedding(vocab, width), jl.PositionEmbedding(length)
+    block, head = jl.TransformerDecoder(16, 2, normalize_first=True), jl.Dense(vocab)
+    keys = jax.random.split(KEY, 4)
+    params = [embed.init(keys[0], (None, length))[1],
+              pos.init(keys[1], (None, length, width))[1],
+              _perturbed(block.init(keys[2], (None, length, width))[1]),
+              head.init(keys[3], (None, length, width))[1]]
+
+    def forward(params, tokens, cache=None, start=0):
+        x = embed.apply(params[0], tokens)
+        x = x + pos.apply(params[1], x, start_index=start)
+        if cache is None:
+            return head.apply(params[3], block.apply(params[2], x)), None
+        x, cache = block.apply(params[2], x, cache=cache)
+        return head.apply(params[3], x), cache
+
+    def step(params, cache, tokens):
+        return forward(params, tokens, cache, start=cache["index"])
+
+    prompt = np.array([[1, 2, 3], [4, 0, 6]])
+    cache = jl.decoder_cache(params[2], batch=2, max_length=length)
+    run = jax.jit(jl.generate, static_argnums=(0, 4))
+    tokens, cache = run(step, params, cache, prompt, 5)
+    assert tokens.shape == (2, 5) and int(cache["index"]) == 8
+    seq = prompt
+    for _ in range(5):                      # the slow way: the full causal pass each time
+        logits, _ = forward(params, seq)
+        seq = np.concatenate([seq, np.argmax(logits[:, -1], -1)[:, None]], 1)
+    np.testing.assert_array_equal(tokens, seq[:, 3:])
+    sampled, _ = jl.generate(step, params, jl.decoder_cache(params[2], 2, length), prompt, 5,
+                             rng=jax.random.key(3), temperature=1.0)
+    assert sampled.shape == (2, 5) and np.all((sampled >= 0) & (sampled < vocab))
+    with pytest.raises(ValueError, match="TransformerDecoder.*cached decoding.*no decoder "
+                                         "masks"):
+        block.apply(params[2], np.zeros((2, 1, width)), cache=cache,
+                    decoder_padding_mask=np.ones((2, 1), bool))

@@ -86,7 +86,8 @@ def generate(step, params, cache, prompt, steps: int, *, rng=None, temperature=1
       step: ``step(params, cache, tokens (batch, n)) -> (logits (batch, n, vocab), cache)``,
         a pure function that runs the model on new tokens from its caches (it reads the
         position of the first new token from the cache's ``index``).
-      params, cache: the model's params and empty caches (any pytrees `step` takes).
+      params, cache: the model's params and empty caches (any pytrees `step` takes); each
+        cache holds at least ``P + steps`` steps (every generated token is written).
       prompt: ``(batch, P)`` int tokens, P >= 1; run in one call of `step` (prefill).
       steps: how many tokens to generate.
       rng: a key to sample with; None (or ``temperature=0``) picks the most likely token.
@@ -102,8 +103,8 @@ def generate(step, params, cache, prompt, steps: int, *, rng=None, temperature=1
     greedy = rng is None or temperature == 0
     logits, cache = step(params, cache, prompt)
 
-    def pick(logits, key):
-        last = logits[:, -1].astype(jnp.float32)
+    def pick(last, key):
+        last = last.astype(jnp.float32)
         if greedy:
             return jnp.argmax(last, axis=-1).astype(prompt.dtype)
         return jax.random.categorical(key, last / temperature, axis=-1).astype(prompt.dtype)
@@ -112,10 +113,10 @@ def generate(step, params, cache, prompt, steps: int, *, rng=None, temperature=1
             else jnp.zeros((steps, 2), jnp.uint32))
 
     def body(carry, key):
-        logits, cache = carry
-        token = pick(logits, key)
+        last, cache = carry
+        token = pick(last, key)
         logits, cache = step(params, cache, token[:, None])
-        return (logits, cache), token
+        return (logits[:, -1], cache), token
 
-    (_, cache), tokens = jax.lax.scan(body, (logits, cache), keys)
+    (_, cache), tokens = jax.lax.scan(body, (logits[:, -1], cache), keys)
     return tokens.T, cache
