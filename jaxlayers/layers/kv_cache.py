@@ -90,8 +90,8 @@ def generate(step, params, cache, prompt, steps: int, *, rng=None, temperature=1
         cache holds at least ``P + steps`` steps (every generated token is written).
       prompt: ``(batch, P)`` int tokens, P >= 1; run in one call of `step` (prefill).
       steps: how many tokens to generate.
-      rng: a key to sample with; None (or ``temperature=0``) picks the most likely token.
-      temperature: divides the logits before sampling.
+      rng: a key to sample with; None picks the most likely token (greedy).
+      temperature: divides the logits before sampling (> 0; may be traced).
 
     Returns ``(tokens (batch, steps), cache)``. Jit the call (e.g. ``jax.jit(generate,
     static_argnums=(0, 4))``) to compile the whole loop once.
@@ -100,7 +100,7 @@ def generate(step, params, cache, prompt, steps: int, *, rng=None, temperature=1
     if prompt.ndim != 2 or prompt.shape[1] < 1 or not jnp.issubdtype(prompt.dtype, jnp.integer):
         raise ValueError(f"generate: prompt must be (batch, P) integer tokens with P >= 1, "
                          f"received {prompt.dtype} of shape {prompt.shape}")
-    greedy = rng is None or temperature == 0
+    greedy = rng is None
     logits, cache = step(params, cache, prompt)
 
     def pick(last, key):
