@@ -34,6 +34,9 @@ from .layers.einsum_dense import EinsumDense
 from .layers.multi_head_attention import (GroupedQueryAttention, GroupQueryAttention,
                                           MultiHeadAttention)
 from .layers.score_attention import AdditiveAttention, Attention
+from .layers.position import PositionEmbedding, RotaryEmbedding, SinePositionEncoding
+from .layers.transformer import TransformerDecoder, TransformerEncoder
+from .layers.kv_cache import decoder_cache, generate
 
 # Recurrent layers and their wrappers.
 from .layers.recurrent import (GRU, LSTM, RNN, Cell, GRUCell, LSTMCell, SimpleRNN, SimpleRNNCell,
@@ -119,7 +122,8 @@ __all__ = [
     "GlobalAvgPool2D", "GlobalAvgPool3D",
     # attention
     "EinsumDense", "MultiHeadAttention", "GroupedQueryAttention", "GroupQueryAttention",
-    "Attention", "AdditiveAttention",
+    "Attention", "AdditiveAttention", "PositionEmbedding", "SinePositionEncoding",
+    "RotaryEmbedding", "TransformerEncoder", "TransformerDecoder", "decoder_cache", "generate",
     # recurrent
     "RNN", "SimpleRNN", "LSTM", "GRU", "Cell", "SimpleRNNCell", "LSTMCell", "GRUCell",
     "StackedRNNCells", "reset_states", "Bidirectional", "TimeDistributed",
