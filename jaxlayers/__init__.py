@@ -28,6 +28,9 @@ from .layers.pooling import (AveragePooling1D, AveragePooling2D, AveragePooling3
                              GlobalAvgPool3D, GlobalMaxPool1D, GlobalMaxPool2D, GlobalMaxPool3D,
                              GlobalMaxPooling1D, GlobalMaxPooling2D, GlobalMaxPooling3D, MaxPool1D,
                              MaxPool2D, MaxPool3D, MaxPooling1D, MaxPooling2D, MaxPooling3D)
+from .layers.adaptive_pooling import (AdaptiveAveragePooling1D, AdaptiveAveragePooling2D,
+                                      AdaptiveAveragePooling3D, AdaptiveMaxPooling1D,
+                                      AdaptiveMaxPooling2D, AdaptiveMaxPooling3D)
 
 # Attention layers.
 from .layers.einsum_dense import EinsumDense
@@ -106,7 +109,9 @@ __all__ = [
     "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAveragePooling3D",
     "MaxPool1D", "MaxPool2D", "MaxPool3D", "AvgPool1D", "AvgPool2D", "AvgPool3D",
     "GlobalMaxPool1D", "GlobalMaxPool2D", "GlobalMaxPool3D", "GlobalAvgPool1D",
-    "GlobalAvgPool2D", "GlobalAvgPool3D",
+    "GlobalAvgPool2D", "GlobalAvgPool3D", "AdaptiveAveragePooling1D", "AdaptiveAveragePooling2D",
+    "AdaptiveAveragePooling3D", "AdaptiveMaxPooling1D", "AdaptiveMaxPooling2D",
+    "AdaptiveMaxPooling3D",
     # attention
     "EinsumDense", "MultiHeadAttention", "GroupedQueryAttention", "GroupQueryAttention",
     "Attention", "AdditiveAttention",

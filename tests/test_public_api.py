@@ -96,7 +96,8 @@ def test_a_constructor_without_a_docstring_is_caught():
 # Required arguments to build each constructor once.
 REQUIRED = {"units": 2, "rate": 0.5, "activation": "relu", "function": jnp.tanh,
             "target_shape": (2,), "dims": (1,), "n": 2, "axes": 1, "input_dim": 3,
-            "output_dim": 2, "stddev": 0.1, "pool_size": 2, "shape": (3,)}
+            "output_dim": 2, "stddev": 0.1, "pool_size": 2, "shape": (3,), "output_size": 2,
+            "filters": 2, "kernel_size": 2, "layer": jl.Dense(2)}
 
 
 def build(kind, **kwargs):

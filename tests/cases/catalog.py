@@ -1,0 +1,21 @@
+"""Registry entries: adaptive pooling, ConvLSTM, SpectralNormalization, ReversibleEmbedding."""
+import jax
+
+import jaxlayers as jl
+from tests.cases import Case
+from tests.cases.conv import _distinct
+
+CF = "channels_first"
+
+CASES = [
+    Case("AdaptiveAveragePooling1D", lambda: jl.AdaptiveAveragePooling1D(3), (None, 7, 2)),
+    Case("AdaptiveAveragePooling2D-cf", lambda: jl.AdaptiveAveragePooling2D((2, 3), data_format=CF),
+         (None, 2, 5, 4)),
+    Case("AdaptiveAveragePooling3D", lambda: jl.AdaptiveAveragePooling3D(2), (None, 3, 4, 3, 2)),
+    Case("AdaptiveMaxPooling1D-cf", lambda: jl.AdaptiveMaxPooling1D(4, data_format=CF),
+         (None, 2, 6), make_input=_distinct),
+    Case("AdaptiveMaxPooling2D", lambda: jl.AdaptiveMaxPooling2D(2), (None, 5, 3, 2),
+         make_input=_distinct),
+    Case("AdaptiveMaxPooling3D", lambda: jl.AdaptiveMaxPooling3D((1, 2, 2)), (None, 2, 3, 4, 2),
+         make_input=_distinct),
+]
