@@ -13,6 +13,7 @@ from .functional import Input, Model, SymbolicTensor
 # Core layers.
 from .layers.core import Activation, Dense, Identity, InputLayer, Lambda
 from .layers.embedding import Embedding, Masking
+from .layers.reversible_embedding import ReversibleEmbedding
 
 # Convolution layers.
 from .layers.convolutions import (Conv1D, Conv1DTranspose, Conv2D, Conv2DTranspose, Conv3D,
@@ -97,6 +98,7 @@ __all__ = [
     "Input", "Model", "SymbolicTensor", "named",
     # core layers
     "InputLayer", "Dense", "Activation", "Identity", "Lambda", "Embedding", "Masking",
+    "ReversibleEmbedding",
     # convolution
     "Conv1D", "Conv2D", "Conv3D", "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose",
     "DepthwiseConv1D", "DepthwiseConv2D", "SeparableConv1D", "SeparableConv2D",

@@ -1,9 +1,8 @@
 """Registry entries: adaptive pooling, ConvLSTM, SpectralNormalization, ReversibleEmbedding."""
-import jax
-
 import jaxlayers as jl
 from tests.cases import Case
 from tests.cases.conv import _distinct
+from tests.cases.recurrent import ids
 
 CF = "channels_first"
 
@@ -18,4 +17,12 @@ CASES = [
          make_input=_distinct),
     Case("AdaptiveMaxPooling3D", lambda: jl.AdaptiveMaxPooling3D((1, 2, 2)), (None, 2, 3, 4, 2),
          make_input=_distinct),
+]
+
+CASES += [
+    Case("ReversibleEmbedding", lambda: jl.ReversibleEmbedding(7, 3), (None, 4),
+         make_input=ids, grad_wrt_input=False),
+    Case("ReversibleEmbedding-untied-mask", lambda: jl.ReversibleEmbedding(
+        7, 2, tie_weights=False, mask_zero=True), (None, 3),
+         make_input=ids, grad_wrt_input=False),
 ]
