@@ -48,6 +48,7 @@ from .layers.wrappers import Bidirectional, TimeDistributed
 from .layers.batchnorm import BatchNormalization
 from .layers.normalization import (GroupNormalization, LayerNormalization, RMSNormalization,
                                    UnitNormalization)
+from .layers.spectral_norm import SpectralNormalization
 
 # Regularization layers.
 from .layers.core import Dropout
@@ -122,7 +123,7 @@ __all__ = [
     "StackedRNNCells", "reset_states", "Bidirectional", "TimeDistributed",
     # normalization
     "BatchNormalization", "LayerNormalization", "RMSNormalization", "GroupNormalization",
-    "UnitNormalization",
+    "UnitNormalization", "SpectralNormalization",
     # regularization
     "Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise",
     "GaussianDropout", "AlphaDropout", "ActivityRegularization",

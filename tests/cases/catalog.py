@@ -26,3 +26,10 @@ CASES += [
         7, 2, tie_weights=False, mask_zero=True), (None, 3),
          make_input=ids, grad_wrt_input=False),
 ]
+
+CASES += [
+    Case("SpectralNormalization-Dense", lambda: jl.SpectralNormalization(jl.Dense(3)), (None, 4)),
+    # (train=True marks random layers; the training call is tested in test_spectral_norm.py)
+    Case("SpectralNormalization-Conv2D-2iter", lambda: jl.SpectralNormalization(
+        jl.Conv2D(2, 2), power_iterations=2), (None, 4, 4, 2)),
+]
