@@ -43,6 +43,7 @@ from .layers.score_attention import AdditiveAttention, Attention
 from .layers.recurrent import (GRU, LSTM, RNN, Cell, GRUCell, LSTMCell, SimpleRNN, SimpleRNNCell,
                                StackedRNNCells, reset_states)
 from .layers.wrappers import Bidirectional, TimeDistributed
+from .layers.conv_lstm import ConvLSTM1D, ConvLSTM2D, ConvLSTM3D
 
 # Normalization layers.
 from .layers.batchnorm import BatchNormalization
@@ -120,7 +121,8 @@ __all__ = [
     "Attention", "AdditiveAttention",
     # recurrent
     "RNN", "SimpleRNN", "LSTM", "GRU", "Cell", "SimpleRNNCell", "LSTMCell", "GRUCell",
-    "StackedRNNCells", "reset_states", "Bidirectional", "TimeDistributed",
+    "StackedRNNCells", "reset_states", "Bidirectional", "TimeDistributed", "ConvLSTM1D",
+    "ConvLSTM2D", "ConvLSTM3D",
     # normalization
     "BatchNormalization", "LayerNormalization", "RMSNormalization", "GroupNormalization",
     "UnitNormalization", "SpectralNormalization",

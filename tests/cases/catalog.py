@@ -33,3 +33,21 @@ CASES += [
     Case("SpectralNormalization-Conv2D-2iter", lambda: jl.SpectralNormalization(
         jl.Conv2D(2, 2), power_iterations=2), (None, 4, 4, 2)),
 ]
+
+GLOROT = "glorot_uniform"   # orthogonal init under vmap compiles a QR: slow
+CASES += [
+    Case("ConvLSTM1D-seq-same", lambda: jl.ConvLSTM1D(2, 2, padding="same", return_sequences=True,
+                                                      recurrent_initializer=GLOROT), (None, 3, 4, 2)),
+    Case("ConvLSTM2D-state-cf", lambda: jl.ConvLSTM2D(2, 2, data_format=CF, return_state=True,
+                                                      recurrent_initializer=GLOROT),
+         (None, 2, 1, 3, 3)),
+    Case("ConvLSTM2D-dropout", lambda: jl.ConvLSTM2D(2, 2, dropout=0.3, recurrent_dropout=0.3,
+                                                     recurrent_initializer=GLOROT),
+         (None, 2, 3, 3, 1), train=True),
+    Case("ConvLSTM3D-backwards", lambda: jl.ConvLSTM3D(1, 2, go_backwards=True,
+                                                       recurrent_initializer=GLOROT),
+         (None, 2, 2, 3, 2, 1)),
+    Case("ConvLSTM1D-stateful", lambda: jl.ConvLSTM1D(2, 2, stateful=True,
+                                                      recurrent_initializer=GLOROT),
+         (3, 2, 4, 1), carries_state=True),
+]
