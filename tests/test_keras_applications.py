@@ -65,3 +65,28 @@ def test_application_imports_and_matches_keras(family):
     _compare(km, x)                                                   # with the top
     body = keras.Model(km.input, _body_end(km).output, name=f"{km.name}_body")
     _compare(body, x)                                                 # without it
+
+
+def test_issue_16_layers_convert():
+    """from_keras converts adaptive pooling, SpectralNormalization (vector_u to the state)
+    and ReversibleEmbedding with their weights."""
+    with jax.numpy_rank_promotion("allow"):
+        km = keras.Sequential([keras.Input((6, 5, 2)), keras.layers.AdaptiveMaxPooling2D((3, 2)),
+                               keras.layers.Flatten(),
+                               keras.layers.SpectralNormalization(keras.layers.Dense(3))])
+        ke = keras.Sequential([keras.Input((4,), dtype="int32"),
+                               keras.layers.ReversibleEmbedding(6, 3, tie_weights=False)])
+    model, params, state = jl.from_keras(km)
+    np.testing.assert_array_equal(state[3]["vector_u"], np.asarray(km.layers[-1].vector_u))
+    x = normal((2, 6, 5, 2))
+    with jax.numpy_rank_promotion("allow"):
+        ref = np.asarray(km(x, training=True))     # a training call: kernel / sigma
+    y, new = model.apply(params, state, x, train=True)
+    np.testing.assert_allclose(np.asarray(y), ref, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(new[3]["vector_u"]),
+                               np.asarray(km.layers[-1].vector_u), rtol=1e-5, atol=1e-7)
+    emb, eparams, _ = jl.from_keras(ke)
+    assert set(eparams[1]) == {"embeddings", "reverse_embeddings"}
+    ids = np.array([[1, 2, 0, 5]], np.int32)
+    with jax.numpy_rank_promotion("allow"):
+        np.testing.assert_allclose(np.asarray(emb.apply(eparams, ids)), np.asarray(ke(ids)))

@@ -49,7 +49,7 @@ def LayerScale(init_values, projection_dim) -> Layer:
         return shape, {"gamma": jnp.full((projection_dim,), init_values, jnp.float32)}
 
     def apply(params, x, *, rng=None, train=False):
-        return x * params["gamma"].astype(x.dtype)
+        return x * params["gamma"].astype(x.dtype).reshape((1,) * (x.ndim - 1) + (-1,))
 
     return Layer(init, apply, name=name, masking=PASS)
 
