@@ -13,6 +13,7 @@ from .functional import Input, Model, SymbolicTensor
 # Core layers.
 from .layers.core import Activation, Dense, Identity, InputLayer, Lambda
 from .layers.embedding import Embedding, Masking
+from .layers.reversible_embedding import ReversibleEmbedding
 
 # Convolution layers.
 from .layers.convolutions import (Conv1D, Conv1DTranspose, Conv2D, Conv2DTranspose, Conv3D,
@@ -28,6 +29,9 @@ from .layers.pooling import (AveragePooling1D, AveragePooling2D, AveragePooling3
                              GlobalAvgPool3D, GlobalMaxPool1D, GlobalMaxPool2D, GlobalMaxPool3D,
                              GlobalMaxPooling1D, GlobalMaxPooling2D, GlobalMaxPooling3D, MaxPool1D,
                              MaxPool2D, MaxPool3D, MaxPooling1D, MaxPooling2D, MaxPooling3D)
+from .layers.adaptive_pooling import (AdaptiveAveragePooling1D, AdaptiveAveragePooling2D,
+                                      AdaptiveAveragePooling3D, AdaptiveMaxPooling1D,
+                                      AdaptiveMaxPooling2D, AdaptiveMaxPooling3D)
 
 # Attention layers.
 from .layers.einsum_dense import EinsumDense
@@ -42,11 +46,13 @@ from .layers.kv_cache import decoder_cache, generate
 from .layers.recurrent import (GRU, LSTM, RNN, Cell, GRUCell, LSTMCell, SimpleRNN, SimpleRNNCell,
                                StackedRNNCells, reset_states)
 from .layers.wrappers import Bidirectional, TimeDistributed
+from .layers.conv_lstm import ConvLSTM1D, ConvLSTM2D, ConvLSTM3D
 
 # Normalization layers.
 from .layers.batchnorm import BatchNormalization
 from .layers.normalization import (GroupNormalization, LayerNormalization, RMSNormalization,
                                    UnitNormalization)
+from .layers.spectral_norm import SpectralNormalization
 
 # Regularization layers.
 from .layers.core import Dropout
@@ -107,6 +113,7 @@ __all__ = [
     "Input", "Model", "SymbolicTensor", "named",
     # core layers
     "InputLayer", "Dense", "Activation", "Identity", "Lambda", "Embedding", "Masking",
+    "ReversibleEmbedding",
     # convolution
     "Conv1D", "Conv2D", "Conv3D", "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose",
     "DepthwiseConv1D", "DepthwiseConv2D", "SeparableConv1D", "SeparableConv2D",
@@ -119,17 +126,20 @@ __all__ = [
     "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAveragePooling3D",
     "MaxPool1D", "MaxPool2D", "MaxPool3D", "AvgPool1D", "AvgPool2D", "AvgPool3D",
     "GlobalMaxPool1D", "GlobalMaxPool2D", "GlobalMaxPool3D", "GlobalAvgPool1D",
-    "GlobalAvgPool2D", "GlobalAvgPool3D",
+    "GlobalAvgPool2D", "GlobalAvgPool3D", "AdaptiveAveragePooling1D", "AdaptiveAveragePooling2D",
+    "AdaptiveAveragePooling3D", "AdaptiveMaxPooling1D", "AdaptiveMaxPooling2D",
+    "AdaptiveMaxPooling3D",
     # attention
     "EinsumDense", "MultiHeadAttention", "GroupedQueryAttention", "GroupQueryAttention",
     "Attention", "AdditiveAttention", "PositionEmbedding", "SinePositionEncoding",
     "RotaryEmbedding", "TransformerEncoder", "TransformerDecoder", "decoder_cache", "generate",
     # recurrent
     "RNN", "SimpleRNN", "LSTM", "GRU", "Cell", "SimpleRNNCell", "LSTMCell", "GRUCell",
-    "StackedRNNCells", "reset_states", "Bidirectional", "TimeDistributed",
+    "StackedRNNCells", "reset_states", "Bidirectional", "TimeDistributed", "ConvLSTM1D",
+    "ConvLSTM2D", "ConvLSTM3D",
     # normalization
     "BatchNormalization", "LayerNormalization", "RMSNormalization", "GroupNormalization",
-    "UnitNormalization",
+    "UnitNormalization", "SpectralNormalization",
     # regularization
     "Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise",
     "GaussianDropout", "AlphaDropout", "ActivityRegularization",

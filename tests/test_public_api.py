@@ -99,7 +99,8 @@ REQUIRED = {"units": 2, "rate": 0.5, "activation": "relu", "function": jnp.tanh,
             "target_shape": (2,), "dims": (1,), "n": 2, "axes": 1, "input_dim": 3,
             "output_dim": 2, "stddev": 0.1, "pool_size": 2, "shape": (3,), "scale": 0.5,
             "height": 2, "width": 2, "factor": 0.1, "height_factor": 0.1, "width_factor": 0.1,
-            "sequence_length": 4, "intermediate_dim": 4, "num_heads": 2}
+            "sequence_length": 4, "intermediate_dim": 4, "num_heads": 2, "output_size": 2,
+            "filters": 2, "kernel_size": 2, "layer": jl.Dense(2)}
 # Keyword arguments a constructor needs although Keras gives them a default None.
 NEEDED = {"CategoryEncoding": {"num_tokens": 3}, "Discretization": {"bin_boundaries": [0.0]},
           "IntegerLookup": {"vocabulary": [1, 2]}}

@@ -332,6 +332,10 @@ CONVERTERS = {
     "AdditiveAttention": _with_options(SA.AdditiveAttention),
 }
 
+# keras.ops calls in a functional graph (``x + 3.0``): class name -> ``(op, args) -> (layer,
+# args)``, filled by io/keras_applications.py.
+OPERATIONS = {}
+
 
 def _convert_layer(kl, memo=None):
     """``(layer, params, state)`` of one Keras layer or nested model; `memo` maps
@@ -405,13 +409,17 @@ def _convert_functional(km, memo):
             args, kwargs = node.arguments.fill_in(tensors)
             kwargs = {k: v for k, v in kwargs.items() if k not in ("mask", "training")}
             args, options = _attention_call(op, args, kwargs)
+            operation = None                  # a keras.ops call with a converter
+            if not isinstance(op, keras.layers.Layer) and type(op).__name__ in OPERATIONS:
+                operation, args = OPERATIONS[type(op).__name__](op, list(args))
             if len(args) != 1 or kwargs:
                 raise KerasImportError(
                     f"model {km.name!r}: layer {op.name!r} is called with "
                     f"{len(args)} positional argument(s) and keyword(s) {sorted(kwargs)}; "
                     f"only calls on one tensor or one list of tensors can be imported")
             if op.name not in layers:
-                layer, p, s = (_convert_layer(op, memo) if not options
+                layer, p, s = ((operation, (), None) if operation is not None
+                               else _convert_layer(op, memo) if not options
                                else CONVERTERS[type(op).__name__](op, **options))
                 layers[op.name] = named(layer, op.name)
                 params[op.name], states[op.name] = p, s
