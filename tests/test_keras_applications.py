@@ -30,11 +30,6 @@ FAMILIES = {
     # EfficientNet (v1) always starts with Rescaling and Normalization.
     "EfficientNet": (A.EfficientNetB0, 32, {}),
 }
-WAITING = pytest.mark.xfail(
-    "Rescaling" not in CONVERTERS or "Normalization" not in CONVERTERS, strict=True,
-    reason="needs the Rescaling / Normalization layers (another branch)")
-
-
 def _body_end(km):
     """The last layer before the classification top (its global pooling or Flatten)."""
     kinds = [type(l).__name__ for l in km.layers]
@@ -53,8 +48,7 @@ def _compare(km, x):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("family", [pytest.param(f, marks=WAITING) if f == "EfficientNet"
-                                    else f for f in FAMILIES])
+@pytest.mark.parametrize("family", FAMILIES)
 def test_application_imports_and_matches_keras(family):
     ctor, size, extra = FAMILIES[family]
     keras.utils.set_random_seed(0)
