@@ -64,9 +64,9 @@ from .layers.merging import (Add, Average, Concatenate, Dot, Maximum, Minimum, M
                              Subtract)
 
 # Reshaping layers.
-from .layers.core import Flatten, Permute, RepeatVector, Reshape
-from .layers.reshaping import (Cropping1D, Cropping2D, Cropping3D, UpSampling1D, UpSampling2D,
-                               UpSampling3D, ZeroPadding1D, ZeroPadding2D, ZeroPadding3D)
+from .layers.reshaping import (Cropping1D, Cropping2D, Cropping3D, Flatten, Permute,
+                               RepeatVector, Reshape, UpSampling1D, UpSampling2D, UpSampling3D,
+                               ZeroPadding1D, ZeroPadding2D, ZeroPadding3D)
 
 # Weight regularizers, constraints and initializers (modules), and their model-level helpers.
 from . import activations, constraints, initializers, regularizers

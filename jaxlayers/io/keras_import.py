@@ -300,7 +300,7 @@ _RECURRENT = {"SimpleRNN": R.SimpleRNN, "LSTM": R.LSTM, "GRU": R.GRU, "RNN": R.R
 
 # Layers whose jaxlayers constructor takes Keras' config unchanged.
 _GENERIC = [
-    L.Dense, L.Activation, L.Dropout, L.Flatten, L.Reshape, L.Permute, L.RepeatVector,
+    L.Dense, L.Activation, L.Dropout, S.Flatten, S.Reshape, S.Permute, S.RepeatVector,
     C.Conv1D, C.Conv2D, C.Conv3D, C.Conv1DTranspose, C.Conv2DTranspose, C.Conv3DTranspose,
     C.DepthwiseConv1D, C.DepthwiseConv2D, C.SeparableConv1D, C.SeparableConv2D,
     P.MaxPooling1D, P.MaxPooling2D, P.MaxPooling3D,
