@@ -2,6 +2,7 @@
 ConvTranspose) and poolings (MaxPool, SumPool, AvgPool) for `jaxlayers.stax`: any layout
 stax's spec strings name, transposed to and from the native channels-last layers."""
 import jax.numpy as jnp
+import numpy as np
 from jax import lax, random
 from jax.nn.initializers import glorot_normal, normal
 
@@ -199,7 +200,8 @@ def _pooling_layer(kind, reduce):
                 window = tuple(window_shape[spatial.index(c)] if c in spatial else 1
                                for c in order)
                 steps = tuple(strides[spatial.index(c)] if c in spatial else 1 for c in order)
-                return lax.reduce_window(x, jnp.zeros((), x.dtype), lax.add, window, steps,
+                # a numpy zero stays concrete under jit, so lax sees a sum it can differentiate
+                return lax.reduce_window(x, np.zeros((), x.dtype), lax.add, window, steps,
                                          padding)
             return native.apply((), x, rng=rng)
 
