@@ -22,7 +22,7 @@ LEVELS = {
 MAX_LINES = 460
 # Over the limit today, each to be split by idea (issue 13); nothing may be added here, and a
 # module listed here still may not grow past its current size.
-OVERSIZE = {"core": 640, "io.keras_import": 510}
+OVERSIZE = {"core": 640}
 
 
 def module_name(path: pathlib.Path) -> str:
