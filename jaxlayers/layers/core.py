@@ -271,6 +271,17 @@ def noise_shape_arg(kind: str, noise_shape):
     return tuple(noise_shape)
 
 
+def noise_shape_init(name: str, noise_shape):
+    """The `init` of a parameter-free random layer: the output shape is the input's, whose
+    rank must be that of `noise_shape` when one is given."""
+    def init(key, input_shape):
+        shape = as_shape(input_shape)
+        if noise_shape is not None:
+            check_rank(name, shape, rank=len(noise_shape))
+        return shape, ()
+    return init
+
+
 def seed_arg(kind: str, seed):
     """Keras' `seed` (None or a non-negative int); accepted and unused: keys come from `rng`."""
     return None if seed is None else non_negative_int(kind, "seed", seed)
@@ -296,12 +307,6 @@ def Dropout(rate: float, noise_shape=None, seed=None) -> Layer:
     seed_arg("Dropout", seed)
     name = describe("Dropout", rate)
 
-    def init(key, input_shape):
-        shape = as_shape(input_shape)
-        if noise_shape is not None:
-            check_rank(name, shape, rank=len(noise_shape))
-        return shape, ()
-
     def apply(params, x, *, rng=None, train=False):
         if not train or rate == 0:
             return x
@@ -311,4 +316,4 @@ def Dropout(rate: float, noise_shape=None, seed=None) -> Layer:
         keep = jax.random.bernoulli(rng, 1.0 - rate, noise_shape_for(name, noise_shape, x))
         return jnp.where(keep, x / (1.0 - rate), jnp.zeros((), x.dtype)).astype(x.dtype)
 
-    return Layer(init, apply, name=name, masking=PASS)
+    return Layer(noise_shape_init(name, noise_shape), apply, name=name, masking=PASS)
