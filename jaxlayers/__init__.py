@@ -73,9 +73,9 @@ from .layers.merging import (Add, Average, Concatenate, Dot, Maximum, Minimum, M
                              Subtract)
 
 # Reshaping layers.
-from .layers.core import Flatten, Permute, RepeatVector, Reshape
-from .layers.reshaping import (Cropping1D, Cropping2D, Cropping3D, UpSampling1D, UpSampling2D,
-                               UpSampling3D, ZeroPadding1D, ZeroPadding2D, ZeroPadding3D)
+from .layers.reshaping import (Cropping1D, Cropping2D, Cropping3D, Flatten, Permute,
+                               RepeatVector, Reshape, UpSampling1D, UpSampling2D, UpSampling3D,
+                               ZeroPadding1D, ZeroPadding2D, ZeroPadding3D)
 
 # Preprocessing layers (array math) and image augmentation layers.
 from .layers.preprocessing import Normalization, Rescaling, adapt

@@ -202,7 +202,7 @@ def test_take_serial_by_child_name():
     _, p, s = sm.init(jax.random.key(0), (None, 4))
     sub, sp, ss = jl.take(sm, p, "first", state=s)
     assert len(sp) == len(ss) == 1 and sub.stateful
-    with pytest.raises(ValueError, match="no child named 'feats'.*'features'"):
+    with pytest.raises(ValueError, match="no layer named 'feats'.*'features'"):
         jl.take(model, params, "feats")
     twice = jl.serial(jl.named(jl.Dense(2), "a"), jl.named(jl.Dense(2), "a"))
     _, tp = twice.init(jax.random.key(0), (None, 2))

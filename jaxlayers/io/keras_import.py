@@ -9,16 +9,18 @@ class name to ``converter(keras_layer) -> (layer, params, state)``: a jaxlayers 
 params in jaxlayers' layout (numpy arrays), and its state (or None to take the state its
 ``init`` builds). jaxlayers' constructors take Keras' argument names, so most converters
 are ``generic(Constructor)``: the Keras config passed through `keras_arguments`, the
-weights through `keras_weights`. Register a new one the same way:
+weights through `keras_weights` (both in `keras_config`, with the rest of the argument
+mapping). Register a new one the same way:
 
     from jaxlayers.io.keras_import import CONVERTERS, generic
     CONVERTERS["MyLayer"] = generic(MyLayer)
 
+(a module of converters that `keras_import` itself imports takes `generic` and the other
+helpers from `keras_config`, and `keras_import` adds its table with one `CONVERTERS.update`).
 A layer class without a converter raises `KerasImportError` naming it.
 """
 from __future__ import annotations
 
-import inspect
 import os
 
 import jax
@@ -42,154 +44,12 @@ from ..layers import recurrent as R
 from ..layers import regularization as G
 from ..layers import reshaping as S
 from ..layers import wrappers as W
+from .keras_config import (KerasImportError, build as _build, generic, import_keras as _keras,
+                           keras_arguments, keras_label as _where, keras_weights)
 from .keras_file import load_keras_file
 
 
-class KerasImportError(ValueError):
-    """A Keras model that `from_keras` cannot convert."""
-
-
-def _keras():
-    os.environ.setdefault("KERAS_BACKEND", "jax")
-    try:
-        import keras
-    except ImportError:
-        raise ImportError("jl.from_keras needs Keras 3: pip install 'jaxlayers[keras]'") from None
-    return keras
-
-
-def keras_weights(layer) -> dict:
-    """``{weight name: numpy array}`` of a Keras layer (``kernel``, ``bias``, ...)."""
-    return {v.path.split("/")[-1]: np.asarray(v.numpy()) for v in layer.weights}
-
-
-def _serialized(obj, table, what, where):
-    """``(jaxlayers constructor, config)`` for a Keras regularizer / constraint object,
-    None for None; a class missing from `table` (a custom one) raises."""
-    if obj is None:
-        return None
-    name = type(obj).__name__
-    if name not in table:
-        raise KerasImportError(f"{where}: {what} {name} has no jaxlayers equivalent")
-    return table[name], obj.get_config()
-
-
-def _regularizer(obj, where):
-    from .. import regularizers
-    table = {"L1": regularizers.L1, "L2": regularizers.L2, "L1L2": regularizers.L1L2,
-             "OrthogonalRegularizer": regularizers.OrthogonalRegularizer}
-    s = _serialized(obj, table, "regularizer", where)
-    if s is None:
-        return None
-    ctor, cfg = s
-    return ctor(**{k: v for k, v in cfg.items() if k in ("l1", "l2", "factor", "mode")})
-
-
-def _constraint(obj, where):
-    from .. import constraints
-    table = {"MaxNorm": constraints.MaxNorm, "MinMaxNorm": constraints.MinMaxNorm,
-             "UnitNorm": constraints.UnitNorm, "NonNeg": constraints.NonNeg}
-    s = _serialized(obj, table, "constraint", where)
-    return None if s is None else s[0](**s[1])
-
-
 # --------------------------------------------------------------------------- converters
-
-# Keras config keys that carry no meaning for a pure layer (names and dtypes are the
-# caller's; `synchronized` BatchNormalization equals the plain one on one device, and
-# renorm_* only matter with renorm=True, refused below).
-_IGNORED = {"name", "trainable", "dtype"}
-# Keras config keys jaxlayers has no argument for, accepted only at these values.
-_MUST_BE = {"quantization_config": None, "lora_rank": None,
-            "lora_alpha": None, "zero_output_for_mask": False}
-
-
-def _where(kl) -> str:
-    return f"{type(kl).__name__} {kl.name!r}"
-
-
-def _initializer(value):
-    """A Keras initializer config as jaxlayers takes it, or None when it does not map."""
-    from .. import initializers
-    try:
-        initializers.get(value)
-    except (ValueError, TypeError):
-        return None
-    return value
-
-
-def _live(kl, key, value, get):
-    """The object behind config entry `key`: the layer's own (or its cell's) attribute,
-    else deserialized from the config."""
-    for owner in (kl, getattr(kl, "cell", None)):
-        if owner is not None and hasattr(owner, key):
-            return getattr(owner, key)
-    return get(value)
-
-
-def keras_arguments(kl, ctor, *, skip=()) -> dict:
-    """The arguments of jaxlayers' `ctor` read from the Keras layer `kl`'s config.
-
-    jaxlayers' constructors take Keras' argument names, so each config entry is passed
-    under its own name: activations by name, regularizers and constraints converted
-    (`KerasImportError` when jaxlayers lacks one), initializers when jaxlayers knows
-    them (else the default: the weights are copied anyway). A config entry jaxlayers has
-    no argument for raises `KerasImportError`, unless it is meaningless here (the name,
-    dtype policy) or at its harmless default (``renorm=False``, ...). `skip` names
-    entries the caller handles itself.
-    """
-    keras = _keras()
-    where = _where(kl)
-    accepted = inspect.signature(ctor).parameters
-    out = {}
-    try:
-        config = kl.get_config()
-    except NotImplementedError as e:          # a custom object without get_config
-        raise KerasImportError(f"{where}: {e}; custom regularizers, constraints and "
-                               f"initializers have no jaxlayers equivalent") from None
-    for key, value in config.items():
-        if key in skip or key in _IGNORED:
-            continue
-        if key not in accepted:
-            if key in _MUST_BE and value == _MUST_BE[key]:
-                continue
-            raise KerasImportError(f"{where}: argument {key}={value!r} has no jaxlayers "
-                                   f"equivalent")
-        if key.endswith("_regularizer"):
-            value = _regularizer(_live(kl, key, value, keras.regularizers.get), where)
-        elif key.endswith("_constraint"):
-            value = _constraint(_live(kl, key, value, keras.constraints.get), where)
-        elif key.endswith("_initializer"):
-            value = _initializer(value)
-            if value is None:
-                continue
-        elif key in ("activation", "recurrent_activation"):
-            if not isinstance(value, str):
-                raise KerasImportError(f"{where}: custom {key} {value!r} has no jaxlayers "
-                                       f"equivalent")
-        out[key] = value
-    return out
-
-
-def _build(kl, ctor, **kwargs):
-    """``ctor(**kwargs)``; a ValueError (a configuration jaxlayers refuses) names `kl`."""
-    try:
-        return ctor(**kwargs)
-    except ValueError as e:
-        raise KerasImportError(f"{_where(kl)}: {e}") from None
-
-
-def generic(ctor, state_names=()):
-    """A converter for a layer whose jaxlayers constructor takes Keras' config as is and
-    whose params are Keras' weights under the same names (those in `state_names`, such
-    as BatchNormalization's moving statistics, go to the state instead)."""
-    def convert(kl):
-        layer = _build(kl, ctor, **keras_arguments(kl, ctor))
-        weights = keras_weights(kl)
-        state = {k: weights.pop(k) for k in state_names if k in weights} or None
-        return layer, weights or (), state
-    convert.__name__ = f"convert_{ctor.__name__}"
-    return convert
 
 
 def _recurrent(ctor):
@@ -300,7 +160,7 @@ _RECURRENT = {"SimpleRNN": R.SimpleRNN, "LSTM": R.LSTM, "GRU": R.GRU, "RNN": R.R
 
 # Layers whose jaxlayers constructor takes Keras' config unchanged.
 _GENERIC = [
-    L.Dense, L.Activation, L.Dropout, L.Flatten, L.Reshape, L.Permute, L.RepeatVector,
+    L.Dense, L.Activation, L.Dropout, S.Flatten, S.Reshape, S.Permute, S.RepeatVector,
     C.Conv1D, C.Conv2D, C.Conv3D, C.Conv1DTranspose, C.Conv2DTranspose, C.Conv3DTranspose,
     C.DepthwiseConv1D, C.DepthwiseConv2D, C.SeparableConv1D, C.SeparableConv2D,
     P.MaxPooling1D, P.MaxPooling2D, P.MaxPooling3D,
@@ -497,7 +357,9 @@ def from_keras(model_or_path, model=None):
 
     `model_or_path` is a Keras model, a ``.keras`` file, or a ``.weights.h5`` file (then
     `model` must be a Keras model of the same architecture; the weights are loaded into it
-XX, so ``layer.init(key, None)`` works; a functional model (branches,
+    first). A Sequential model becomes a `serial` that starts with an `InputLayer` holding
+    Keras' input shape, each layer labelled with its Keras name, so
+    ``layer.init(key, None)`` works; a functional model (branches,
     merges, several inputs / outputs, shared layers, nested models) becomes a `jl.Model`
     whose params are keyed by Keras' layer names. `state` is ``()`` unless the model is
     stateful (BatchNormalization's moving statistics are carried over). Supported: every

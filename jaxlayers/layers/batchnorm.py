@@ -9,13 +9,11 @@ import jax
 import jax.numpy as jnp
 
 from ..core import consumes_mask
-from ..core import Layer, Shape, ShapeError, as_shape, describe
-from .checks import check_rank
-from .weights import weight_hooks
+from ..core import Layer, describe
 from .args import ArgumentTypeError, boolean, fraction, keras_layer, number
 from .core import _initializer
-from .norm_axes import (_axes_arg, _broadcast_to_axes, _check_apply, _check_norm_args,
-                            _compute_dtype, _resolve_axes)
+from .norm_axes import (_apply_axes, _axes_arg, _broadcast_to_axes, _check_apply,
+                        _check_norm_args, _compute_dtype, _gamma_beta, _normalize, _param_shape)
 
 __all__ = ["BatchNormalization"]
 
@@ -95,24 +93,16 @@ def BatchNormalization(axis=-1, momentum: float = 0.99, epsilon: float = 1e-3,
                     **({"center": center} if not center else {}),
                     **({"scale": scale} if not scale else {}),
                     **({"renorm": True} if renorm else {}))
-    ginit = _initializer(name, gamma_initializer)
-    binit = _initializer(name, beta_initializer)
+    init_params, penalty, constrain = _gamma_beta(
+        name, gamma_initializer, beta_initializer, gamma_regularizer, beta_regularizer,
+        gamma_constraint, beta_constraint)
     minit = _initializer(name, moving_mean_initializer)
     vinit = _initializer(name, moving_variance_initializer)
-    penalty, constrain = weight_hooks(name, gamma=(gamma_regularizer, gamma_constraint),
-                                      beta=(beta_regularizer, beta_constraint))
 
     def init(key, input_shape):
-        shape = as_shape(input_shape)
-        check_rank(name, shape, min_rank=2)
-        pos = _resolve_axes(name, axes, shape)
-        pshape = tuple(shape[a] for a in pos)
+        shape, pshape = _param_shape(name, axes, input_shape)
         kg, kb, km, kv = jax.random.split(key, 4)
-        params = {}
-        if scale:
-            params["gamma"] = ginit(kg, pshape, jnp.float32)
-        if center:
-            params["beta"] = binit(kb, pshape, jnp.float32)
+        params = init_params(kg, kb, pshape, scale, center)
         state = {"moving_mean": minit(km, pshape, jnp.float32),
                  "moving_variance": vinit(kv, pshape, jnp.float32)}
         if renorm:
@@ -124,10 +114,7 @@ def BatchNormalization(axis=-1, momentum: float = 0.99, epsilon: float = 1e-3,
     def apply(params, state, x, *, rng=None, train=False, mask=None):
         moving_mean, moving_var = state["moving_mean"], state["moving_variance"]
         rank = x.ndim
-        if rank < 2 or any(not -rank <= a < rank for a in axes):
-            raise ShapeError(f"axis {axis} does not fit an input of shape {Shape(x.shape)!r}",
-                             name)
-        pos = tuple(sorted(a % rank for a in axes))
+        pos = _apply_axes(name, axis, axes, x)
         _check_apply(name, x, rank, pos, moving_mean.shape)
         cdt = _compute_dtype(x)
         xc = x.astype(cdt)
@@ -148,14 +135,10 @@ def BatchNormalization(axis=-1, momentum: float = 0.99, epsilon: float = 1e-3,
                              for k, v in (("moving_mean", mean), ("moving_variance", var))}
         else:
             mean, var, new_state = moving_mean.astype(cdt), moving_var.astype(cdt), state
-        # Keras' arithmetic: y = x * inv + (beta - mean * inv), inv = rsqrt(var + eps) * gamma.
-        inv = jax.lax.rsqrt(_broadcast_to_axes(var, rank, pos) + jnp.asarray(epsilon, cdt))
-        if gamma is not None:
-            inv = inv * _broadcast_to_axes(gamma, rank, pos)
-        res = -_broadcast_to_axes(mean, rank, pos) * inv
-        if beta is not None:
-            res = res + _broadcast_to_axes(beta, rank, pos)
-        return (xc * inv + res).astype(x.dtype), new_state
+        gamma, beta, mean, var = (None if v is None else _broadcast_to_axes(v, rank, pos)
+                                  for v in (gamma, beta, mean, var))
+        y = _normalize(xc, mean, var, jnp.asarray(epsilon, cdt), gamma, beta)
+        return y.astype(x.dtype), new_state
 
     def _renormalize(state, mean, var, gamma, beta, cdt):
         """Keras' renorm: the corrected ``(gamma, beta)`` and the updated state."""

@@ -266,11 +266,22 @@ def _cell_name(kind, units, activation, dropout, recurrent_dropout, **more):
     return describe(kind, units, **extra)
 
 
-def _rules(kernel_regularizer, recurrent_regularizer, bias_regularizer, kernel_constraint,
-           recurrent_constraint, bias_constraint):
-    return {"kernel": (kernel_regularizer, kernel_constraint),
-            "recurrent_kernel": (recurrent_regularizer, recurrent_constraint),
-            "bias": (bias_regularizer, bias_constraint)}
+def _keras_cell(spec: GatedCellSpec, args: dict, **name_more) -> Cell:
+    """`_gated_cell` built from a built-in cell constructor's Keras arguments, read by name
+    from `args` (the constructor's ``locals()``): units, activation, use_bias, dropout,
+    recurrent_dropout, implementation (2 when absent), and the initializer, regularizer and
+    constraint of kernel, recurrent (``recurrent_kernel``) and bias. `name_more`: further
+    arguments shown in the cell's name."""
+    weights = (("kernel", "kernel"), ("recurrent_kernel", "recurrent"), ("bias", "bias"))
+    return _gated_cell(
+        spec, units=args["units"], use_bias=args["use_bias"],
+        initializers=tuple(args[f"{arg}_initializer"] for _, arg in weights),
+        weight_rules={w: (args[f"{arg}_regularizer"], args[f"{arg}_constraint"])
+                      for w, arg in weights},
+        dropout=args["dropout"], recurrent_dropout=args["recurrent_dropout"],
+        implementation=args.get("implementation", 2),
+        name=_cell_name(spec.kind, args["units"], args["activation"], args["dropout"],
+                        args["recurrent_dropout"], **name_more))
 
 
 def _plain_bias(params):
@@ -298,13 +309,7 @@ def SimpleRNNCell(units, activation="tanh", use_bias=True, kernel_initializer="g
     spec = GatedCellSpec("SimpleRNNCell", gates=1, n_states=1, step=step,
                          bias_init=lambda binit, k: binit(k, (units,), jnp.float32),
                          input_bias=_plain_bias)
-    return _gated_cell(
-        spec, units=units, use_bias=use_bias,
-        initializers=(kernel_initializer, recurrent_initializer, bias_initializer),
-        weight_rules=_rules(kernel_regularizer, recurrent_regularizer, bias_regularizer,
-                            kernel_constraint, recurrent_constraint, bias_constraint),
-        dropout=dropout, recurrent_dropout=recurrent_dropout, implementation=2,
-        name=_cell_name("SimpleRNNCell", units, activation, dropout, recurrent_dropout))
+    return _keras_cell(spec, locals())
 
 
 def LSTMCell(units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
@@ -345,13 +350,7 @@ def LSTMCell(units, activation="tanh", recurrent_activation="sigmoid", use_bias=
 
     spec = GatedCellSpec("LSTMCell", gates=4, n_states=2, step=step, bias_init=bias_init,
                          input_bias=_plain_bias)
-    return _gated_cell(
-        spec, units=units, use_bias=use_bias,
-        initializers=(kernel_initializer, recurrent_initializer, bias_initializer),
-        weight_rules=_rules(kernel_regularizer, recurrent_regularizer, bias_regularizer,
-                            kernel_constraint, recurrent_constraint, bias_constraint),
-        dropout=dropout, recurrent_dropout=recurrent_dropout, implementation=implementation,
-        name=_cell_name("LSTMCell", units, activation, dropout, recurrent_dropout))
+    return _keras_cell(spec, locals())
 
 
 def GRUCell(units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
@@ -410,12 +409,5 @@ def GRUCell(units, activation="tanh", recurrent_activation="sigmoid", use_bias=T
     spec = GatedCellSpec("GRUCell", gates=3, n_states=1, step=step,
                          bias_init=lambda binit, k: binit(k, shape, jnp.float32),
                          input_bias=input_bias)
-    return _gated_cell(
-        spec, units=units, use_bias=use_bias,
-        initializers=(kernel_initializer, recurrent_initializer, bias_initializer),
-        weight_rules=_rules(kernel_regularizer, recurrent_regularizer, bias_regularizer,
-                            kernel_constraint, recurrent_constraint, bias_constraint),
-        dropout=dropout, recurrent_dropout=recurrent_dropout, implementation=implementation,
-        name=_cell_name("GRUCell", units, activation, dropout, recurrent_dropout,
-                        **({} if reset_after else {"reset_after": False})))
+    return _keras_cell(spec, locals(), **({} if reset_after else {"reset_after": False}))
 

@@ -1,8 +1,7 @@
-"""Core layers: InputLayer, Dense, Activation, Flatten, Reshape, Permute, RepeatVector,
-Identity, Lambda, Dropout. Keras' names, arguments and defaults."""
+"""Core layers: InputLayer, Dense, Activation, Identity, Lambda, Dropout. Keras' names,
+arguments and defaults. The reshaping layers of Keras' core kind (Flatten, Reshape, Permute,
+RepeatVector) live in `layers.reshaping`, re-exported here for old imports."""
 from __future__ import annotations
-
-import math
 
 import jax
 import jax.numpy as jnp
@@ -16,9 +15,9 @@ from .checks import bias_add, cast_like, check_input, check_rank, need_rng, nois
 from ..regularizers import with_activity_regularizer
 from .args import (ArgumentTypeError, boolean, fraction, keras_layer, non_negative_int,
                    positive_int, refuse_lora, refuse_unless_default)
+from .reshaping import Flatten, Permute, RepeatVector, Reshape  # noqa: F401 (moved; old imports)
 
-__all__ = ["InputLayer", "Dense", "Activation", "Identity", "Flatten", "Reshape", "Permute",
-           "RepeatVector", "Lambda", "Dropout"]
+__all__ = ["InputLayer", "Dense", "Activation", "Identity", "Lambda", "Dropout"]
 
 
 def _activation(name, activation):
@@ -207,153 +206,6 @@ def Identity() -> Layer:
 
 
 @keras_layer
-def Flatten(data_format: str = "channels_last") -> Layer:
-    """Flatten every axis but the batch axis.
-
-    Args:
-      data_format: ``"channels_last"`` or ``"channels_first"`` (the channel axis is moved
-        last first, as Keras does); None means ``"channels_last"``.
-
-    Input shape: ``(batch, d1, ..., dn)``. Output shape: ``(batch, d1 * ... * dn)``
-    (``(batch, 1)`` for a rank-1 input).
-    """
-    data_format = "channels_last" if data_format is None else data_format
-    if data_format not in ("channels_last", "channels_first"):
-        raise ValueError(f"Flatten: data_format must be 'channels_last' or 'channels_first', "
-                         f"got {data_format!r}")
-    name = "Flatten()" if data_format == "channels_last" else describe(
-        "Flatten", data_format=data_format)
-
-    def init(key, input_shape):
-        shape = as_shape(input_shape)
-        check_rank(name, shape, min_rank=1)
-        rest = shape[1:]
-        if any(is_free(d) for d in rest):
-            raise ShapeError(
-                f"cannot flatten an input with a free non-batch dimension, received {shape!r}; "
-                f"give every axis but the batch a fixed size (e.g. a fixed sequence length), or "
-                f"use a global pooling layer instead", name)
-        return Shape((shape[0], math.prod(rest))), ()
-
-    def apply(params, x, *, rng=None, train=False):
-        if x.ndim < 1:
-            raise ShapeError(f"expected an input with a batch axis, received a scalar", name)
-        if data_format == "channels_first" and x.ndim > 2:
-            x = jnp.moveaxis(x, 1, -1)
-        return x.reshape((x.shape[0], -1)) if x.ndim != 1 else x.reshape((-1, 1))
-
-    return Layer(init, apply, name=name)
-
-
-def _resolve_target(name, target, size, shape):
-    """`target` with its -1 filled in so it holds `size` elements, or a ShapeError."""
-    known = math.prod(d for d in target if d != -1)
-    if -1 in target:
-        if known == 0 or size % known:
-            raise ShapeError(f"cannot reshape an input of shape {shape!r} ({size} elements per "
-                             f"example) to {target!r}: {known} does not divide {size}", name)
-        return tuple(size // known if d == -1 else d for d in target)
-    if known != size:
-        raise ShapeError(f"cannot reshape an input of shape {shape!r} ({size} elements per "
-                         f"example) to {target!r} ({known} elements)", name)
-    return target
-
-
-@keras_layer
-def Reshape(target_shape) -> Layer:
-    """Reshape every example to `target_shape`.
-
-    Args:
-      target_shape: the shape of one example, without the batch axis (ints, one -1 allowed).
-
-    Input shape: ``(batch, ...)``. Output shape: ``(batch, *target_shape)``.
-    """
-    if not isinstance(target_shape, (list, tuple)) or not all(
-            isinstance(d, int) and not isinstance(d, bool) for d in target_shape):
-        raise ArgumentTypeError(f"Reshape: target_shape must be a tuple of ints, received "
-                                f"{target_shape!r}")
-    target = tuple(int(d) for d in target_shape)
-    if target.count(-1) > 1 or any(d < -1 or d == 0 for d in target):
-        raise ValueError(f"Reshape: target_shape may hold positive sizes and one -1, got "
-                         f"{target_shape!r}")
-    name = describe("Reshape", target)
-
-    def init(key, input_shape):
-        shape = as_shape(input_shape)
-        check_rank(name, shape, min_rank=1)
-        if any(is_free(d) for d in shape[1:]):
-            if -1 in target:
-                return Shape((shape[0],) + tuple(None if d == -1 else d for d in target)), ()
-            return Shape((shape[0],) + target), ()
-        out = _resolve_target(name, target, math.prod(shape[1:]), shape)
-        return Shape((shape[0],) + out), ()
-
-    def apply(params, x, *, rng=None, train=False):
-        out = _resolve_target(name, target, math.prod(x.shape[1:]), Shape(x.shape))
-        return x.reshape((x.shape[0],) + out)
-
-    return Layer(init, apply, name=name)
-
-
-@keras_layer
-def Permute(dims) -> Layer:
-    """Permute the non-batch axes.
-
-    Args:
-      dims: a permutation of 1..n (1-indexed, the batch axis being 0, as Keras counts).
-
-    Input shape: ``(batch, d1, ..., dn)``. Output shape: the dims in the order `dims`.
-    """
-    if not isinstance(dims, (list, tuple)) or not all(
-            isinstance(d, int) and not isinstance(d, bool) for d in dims):
-        raise ArgumentTypeError(f"Permute: dims must be a tuple of ints, received {dims!r}")
-    dims = tuple(int(d) for d in dims)
-    if sorted(dims) != list(range(1, len(dims) + 1)):
-        raise ValueError(f"Permute: dims must be a permutation of 1..{len(dims)}, got {dims!r}")
-    name = describe("Permute", dims)
-    perm = (0,) + dims
-
-    def init(key, input_shape):
-        shape = as_shape(input_shape)
-        check_rank(name, shape, rank=len(dims) + 1)
-        return Shape(shape[i] for i in perm), ()
-
-    def apply(params, x, *, rng=None, train=False):
-        if x.ndim != len(perm):
-            raise ShapeError(f"expected a rank-{len(perm)} input, received {Shape(x.shape)!r}",
-                             name)
-        return jnp.transpose(x, perm)
-
-    return Layer(init, apply, name=name)
-
-
-@keras_layer
-def RepeatVector(n: int) -> Layer:
-    """Repeat a vector `n` times along a new time axis.
-
-    Args:
-      n: the number of repetitions, a positive int.
-
-    Input shape: ``(batch, features)``. Output shape: ``(batch, n, features)``.
-    """
-    n = positive_int("RepeatVector", "n", n)
-    name = describe("RepeatVector", n)
-
-    def init(key, input_shape):
-        shape = as_shape(input_shape)
-        check_rank(name, shape, rank=2)
-        return Shape((shape[0], n, shape[1])), ()
-
-    def apply(params, x, *, rng=None, train=False):
-        if x.ndim != 2:
-            raise ShapeError(f"expected a rank-2 input (batch, features), received "
-                             f"{Shape(x.shape)!r}", name)
-        return jnp.broadcast_to(x[:, None, :], (x.shape[0], n, x.shape[1]))
-
-    return Layer(init, apply, name=name)
-
-
-@keras_layer
 def Lambda(function, output_shape=None, mask=None, arguments=None) -> Layer:
     """Wrap ``function(x, **arguments)`` as a parameter-free layer.
 
@@ -419,6 +271,17 @@ def noise_shape_arg(kind: str, noise_shape):
     return tuple(noise_shape)
 
 
+def noise_shape_init(name: str, noise_shape):
+    """The `init` of a parameter-free random layer: the output shape is the input's, whose
+    rank must be that of `noise_shape` when one is given."""
+    def init(key, input_shape):
+        shape = as_shape(input_shape)
+        if noise_shape is not None:
+            check_rank(name, shape, rank=len(noise_shape))
+        return shape, ()
+    return init
+
+
 def seed_arg(kind: str, seed):
     """Keras' `seed` (None or a non-negative int); accepted and unused: keys come from `rng`."""
     return None if seed is None else non_negative_int(kind, "seed", seed)
@@ -444,12 +307,6 @@ def Dropout(rate: float, noise_shape=None, seed=None) -> Layer:
     seed_arg("Dropout", seed)
     name = describe("Dropout", rate)
 
-    def init(key, input_shape):
-        shape = as_shape(input_shape)
-        if noise_shape is not None:
-            check_rank(name, shape, rank=len(noise_shape))
-        return shape, ()
-
     def apply(params, x, *, rng=None, train=False):
         if not train or rate == 0:
             return x
@@ -459,4 +316,4 @@ def Dropout(rate: float, noise_shape=None, seed=None) -> Layer:
         keep = jax.random.bernoulli(rng, 1.0 - rate, noise_shape_for(name, noise_shape, x))
         return jnp.where(keep, x / (1.0 - rate), jnp.zeros((), x.dtype)).astype(x.dtype)
 
-    return Layer(init, apply, name=name, masking=PASS)
+    return Layer(noise_shape_init(name, noise_shape), apply, name=name, masking=PASS)

@@ -1,10 +1,15 @@
-"""The axis, shape and dtype helpers shared by the normalization layers (private)."""
+"""The helpers shared by the normalization layers (private): axes, shapes, dtypes, the
+gamma / beta params and Keras' normalizing arithmetic."""
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 
-from ..core import Shape, ShapeError, is_free
+from ..core import Shape, ShapeError, as_shape, is_free
 from .args import boolean, number
+from .checks import check_rank
+from .core import _initializer
+from .weights import weight_hooks
 
 
 def _axes_arg(layer, axis):
@@ -63,3 +68,53 @@ def _check_apply(name, x, rank, pos, param_shape):
             expected[a] = str(d)
         raise ShapeError(f"expected an input of shape ({', '.join(expected)}) (? = any size), "
                          f"received {Shape(x.shape)!r}", name)
+
+
+def _param_shape(name, axes, input_shape):
+    """``(shape, pshape)``: the input shape (rank >= 2) and the shape of a param over the
+    normalized `axes` (their sizes in increasing axis order)."""
+    shape = as_shape(input_shape)
+    check_rank(name, shape, min_rank=2)
+    return shape, tuple(shape[a] for a in _resolve_axes(name, axes, shape))
+
+
+def _apply_axes(name, axis, axes, x):
+    """The normalized axes of the input `x`, non-negative and sorted (a ShapeError naming
+    the `axis` argument when they do not fit)."""
+    rank = x.ndim
+    if rank < 2 or any(not -rank <= a < rank for a in axes):
+        raise ShapeError(f"axis {axis} does not fit an input of shape {Shape(x.shape)!r}", name)
+    return tuple(sorted(a % rank for a in axes))
+
+
+def _gamma_beta(name, gamma_initializer, beta_initializer, gamma_regularizer, beta_regularizer,
+                gamma_constraint, beta_constraint):
+    """The learned scale and shift of a normalization: ``(init_params, penalty, constrain)``,
+    ``init_params(gamma_key, beta_key, shape, gamma, beta)`` drawing the params asked for
+    (``{"gamma", "beta"}``, float32)."""
+    ginit = _initializer(name, gamma_initializer)
+    binit = _initializer(name, beta_initializer)
+    penalty, constrain = weight_hooks(name, gamma=(gamma_regularizer, gamma_constraint),
+                                      beta=(beta_regularizer, beta_constraint))
+
+    def init_params(gamma_key, beta_key, shape, gamma, beta):
+        params = {}
+        if gamma:
+            params["gamma"] = ginit(gamma_key, shape, jnp.float32)
+        if beta:
+            params["beta"] = binit(beta_key, shape, jnp.float32)
+        return params
+
+    return init_params, penalty, constrain
+
+
+def _normalize(x, mean, var, epsilon, gamma=None, beta=None):
+    """Keras' arithmetic: ``x * inv + (beta - mean * inv)`` with ``inv = rsqrt(var + epsilon)
+    * gamma`` (`gamma` / `beta` None when absent; every operand broadcasts against `x`)."""
+    inv = jax.lax.rsqrt(var + epsilon)
+    if gamma is not None:
+        inv = inv * gamma
+    res = -mean * inv
+    if beta is not None:
+        res = res + beta
+    return x * inv + res

@@ -7,19 +7,17 @@ cast back to the input's dtype.
 """
 from __future__ import annotations
 
-
 import jax
 import jax.numpy as jnp
 
 from ..core import PASS
-from ..core import Layer, Shape, ShapeError, as_layer, as_shape, describe, is_free
+from ..core import Layer, Shape, ShapeError, as_shape, describe
 from .checks import check_rank
-from .weights import weight_hooks
 from .args import boolean, keras_layer, number
 from .batchnorm import BatchNormalization
-from .core import _initializer
-from .norm_axes import (_axes_arg, _broadcast_to_axes, _check_apply, _check_norm_args,
-                        _compute_dtype, _resolve_axes)
+from .norm_axes import (_apply_axes, _axes_arg, _broadcast_to_axes, _check_apply,
+                        _check_norm_args, _compute_dtype, _gamma_beta, _normalize, _param_shape,
+                        _resolve_axes)
 
 __all__ = ["BatchNormalization", "LayerNormalization", "RMSNormalization", "GroupNormalization",
            "UnitNormalization"]
@@ -59,30 +57,17 @@ def LayerNormalization(axis=-1, epsilon: float = 1e-3, center: bool = True, scal
     name = describe("LayerNormalization", **({"axis": axis} if axis != -1 else {}),
                     **({"rms_scaling": True} if rms_scaling else {}))
     has_gamma, has_beta = scale or rms_scaling, center and not rms_scaling
-    ginit = _initializer(name, gamma_initializer)
-    binit = _initializer(name, beta_initializer)
-    penalty, constrain = weight_hooks(name, gamma=(gamma_regularizer, gamma_constraint),
-                                      beta=(beta_regularizer, beta_constraint))
+    init_params, penalty, constrain = _gamma_beta(
+        name, gamma_initializer, beta_initializer, gamma_regularizer, beta_regularizer,
+        gamma_constraint, beta_constraint)
 
     def init(key, input_shape):
-        shape = as_shape(input_shape)
-        check_rank(name, shape, min_rank=2)
-        pos = _resolve_axes(name, axes, shape)
-        pshape = tuple(shape[a] for a in pos)
-        kg, kb = jax.random.split(key)
-        params = {}
-        if has_gamma:
-            params["gamma"] = ginit(kg, pshape, jnp.float32)
-        if has_beta:
-            params["beta"] = binit(kb, pshape, jnp.float32)
-        return shape, params
+        shape, pshape = _param_shape(name, axes, input_shape)
+        return shape, init_params(*jax.random.split(key), pshape, has_gamma, has_beta)
 
     def apply(params, x, *, rng=None, train=False):
         rank = x.ndim
-        if rank < 2 or any(not -rank <= a < rank for a in axes):
-            raise ShapeError(f"axis {axis} does not fit an input of shape {Shape(x.shape)!r}",
-                             name)
-        pos = tuple(sorted(a % rank for a in axes))
+        pos = _apply_axes(name, axis, axes, x)
         ref = params.get("gamma", params.get("beta"))
         if ref is not None:
             _check_apply(name, x, rank, pos, ref.shape)
@@ -95,15 +80,11 @@ def LayerNormalization(axis=-1, epsilon: float = 1e-3, center: bool = True, scal
             if gamma is not None:
                 y = y * gamma
             return y.astype(x.dtype)
+        beta = params.get("beta")
+        beta = None if beta is None else _broadcast_to_axes(beta.astype(cdt), rank, pos)
         mean = jnp.mean(xc, axis=pos, keepdims=True)
         var = jnp.var(xc, axis=pos, keepdims=True)
-        inv = jax.lax.rsqrt(var + epsilon)
-        if gamma is not None:
-            inv = inv * gamma
-        res = -mean * inv
-        if "beta" in params:
-            res = res + _broadcast_to_axes(params["beta"].astype(cdt), rank, pos)
-        return (xc * inv + res).astype(x.dtype)
+        return _normalize(xc, mean, var, epsilon, gamma, beta).astype(x.dtype)
 
     return Layer(init, apply, name=name, penalty=penalty, constrain=constrain,
                  masking=PASS)
@@ -127,17 +108,12 @@ def RMSNormalization(axis=-1, epsilon: float = 1e-6) -> Layer:
                     **({"epsilon": epsilon} if epsilon != 1e-6 else {}))
 
     def init(key, input_shape):
-        shape = as_shape(input_shape)
-        check_rank(name, shape, min_rank=2)
-        pos = _resolve_axes(name, axes, shape)
-        return shape, {"scale": jnp.ones(tuple(shape[a] for a in pos), jnp.float32)}
+        shape, pshape = _param_shape(name, axes, input_shape)
+        return shape, {"scale": jnp.ones(pshape, jnp.float32)}
 
     def apply(params, x, *, rng=None, train=False):
         rank = x.ndim
-        if rank < 2 or any(not -rank <= a < rank for a in axes):
-            raise ShapeError(f"axis {axis} does not fit an input of shape {Shape(x.shape)!r}",
-                             name)
-        pos = tuple(sorted(a % rank for a in axes))
+        pos = _apply_axes(name, axis, axes, x)
         _check_apply(name, x, rank, pos, params["scale"].shape)
         cdt = _compute_dtype(x)
         xc = x.astype(cdt)
@@ -181,10 +157,9 @@ def GroupNormalization(groups: int = 32, axis: int = -1, epsilon: float = 1e-3,
         raise ValueError(f"GroupNormalization: axis must be an int, got {axis!r}")
     _check_norm_args("GroupNormalization", epsilon, center, scale)
     name = describe("GroupNormalization", groups, **({"axis": axis} if axis != -1 else {}))
-    ginit = _initializer(name, gamma_initializer)
-    binit = _initializer(name, beta_initializer)
-    penalty, constrain = weight_hooks(name, gamma=(gamma_regularizer, gamma_constraint),
-                                      beta=(beta_regularizer, beta_constraint))
+    init_params, penalty, constrain = _gamma_beta(
+        name, gamma_initializer, beta_initializer, gamma_regularizer, beta_regularizer,
+        gamma_constraint, beta_constraint)
 
     def init(key, input_shape):
         shape = as_shape(input_shape)
@@ -198,13 +173,7 @@ def GroupNormalization(groups: int = 32, axis: int = -1, epsilon: float = 1e-3,
         if dim % g:
             raise ShapeError(f"the number of channels ({dim}) of input shape {shape!r} must be "
                              f"a multiple of groups ({g})", name)
-        kg, kb = jax.random.split(key)
-        params = {}
-        if scale:
-            params["gamma"] = ginit(kg, (dim,), jnp.float32)
-        if center:
-            params["beta"] = binit(kb, (dim,), jnp.float32)
-        return shape, params
+        return shape, init_params(*jax.random.split(key), (dim,), scale, center)
 
     def apply(params, x, *, rng=None, train=False):
         rank = x.ndim
@@ -225,13 +194,10 @@ def GroupNormalization(groups: int = 32, axis: int = -1, epsilon: float = 1e-3,
         mean = jnp.mean(grouped, axis=reduce, keepdims=True)
         var = jnp.var(grouped, axis=reduce, keepdims=True)
         bshape = (1,) * a + (g, dim // g) + (1,) * (rank - a - 1)
-        inv = jax.lax.rsqrt(var + epsilon)
-        if "gamma" in params:
-            inv = inv * params["gamma"].astype(cdt).reshape(bshape)
-        res = -mean * inv
-        if "beta" in params:
-            res = res + params["beta"].astype(cdt).reshape(bshape)
-        return (grouped * inv + res).reshape(x.shape).astype(x.dtype)
+        gamma, beta = (params[k].astype(cdt).reshape(bshape) if k in params else None
+                       for k in ("gamma", "beta"))
+        y = _normalize(grouped, mean, var, epsilon, gamma, beta)
+        return y.reshape(x.shape).astype(x.dtype)
 
     return Layer(init, apply, name=name, penalty=penalty, constrain=constrain,
                  masking=PASS)
@@ -257,11 +223,7 @@ def UnitNormalization(axis=-1) -> Layer:
         return shape, ()
 
     def apply(params, x, *, rng=None, train=False):
-        rank = x.ndim
-        if rank < 2 or any(not -rank <= a < rank for a in axes):
-            raise ShapeError(f"axis {axis} does not fit an input of shape {Shape(x.shape)!r}",
-                             name)
-        pos = tuple(sorted(a % rank for a in axes))
+        pos = _apply_axes(name, axis, axes, x)
         square_sum = jnp.sum(jnp.square(x), axis=pos, keepdims=True)
         # min(rsqrt(s), 1 / 1e-12) == rsqrt(max(s, 1e-24)), whose gradient stays finite at 0.
         return x * jax.lax.rsqrt(jnp.maximum(square_sum, jnp.asarray(1e-24, square_sum.dtype)))

@@ -19,7 +19,7 @@ from ..core import Layer, Shape, ShapeError, as_shape, describe
 from .checks import check_rank, need_rng, noise_shape_for
 from ..regularizers import L1L2, with_activity_regularizer
 from .args import fraction, keras_layer, number
-from .core import noise_shape_arg, seed_arg
+from .core import noise_shape_arg, noise_shape_init, seed_arg
 from .spatial import data_format as _data_format
 
 __all__ = ["SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise",
@@ -181,12 +181,6 @@ def AlphaDropout(rate: float, noise_shape=None, seed=None) -> Layer:
     name = describe("AlphaDropout", rate)
     alpha_p = -_SELU_ALPHA * _SELU_SCALE
 
-    def init(key, input_shape):
-        shape = as_shape(input_shape)
-        if noise_shape is not None:
-            check_rank(name, shape, rank=len(noise_shape))
-        return shape, ()
-
     def apply(params, x, *, rng=None, train=False):
         if not train or rate == 0:
             return x
@@ -197,7 +191,7 @@ def AlphaDropout(rate: float, noise_shape=None, seed=None) -> Layer:
         y = x * kept + alpha_p * (1 - kept)
         return (a * y + b).astype(x.dtype)
 
-    return Layer(init, apply, name=name, masking=PASS)
+    return Layer(noise_shape_init(name, noise_shape), apply, name=name, masking=PASS)
 
 
 @keras_layer

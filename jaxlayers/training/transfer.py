@@ -85,7 +85,7 @@ def _child_index(model, name):
     labels = [child.label for child in model.children]
     if name not in labels:
         named = [repr(n) for n in labels if n]
-        raise ValueError(f"take: {model.name} has no child named {name!r}; its named "
+        raise ValueError(f"take: {model.name} has no layer named {name!r}; its named "
                          f"children are {', '.join(named) if named else 'none'} (name one "
                          f"with jl.named(layer, name))")
     if labels.count(name) > 1:

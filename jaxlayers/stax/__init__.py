@@ -6,8 +6,10 @@ unchanged and reproduces its results. Each layer is a native jaxlayers layer or
 combinator behind a small adapter; each way stax differs is named where it is kept.
 Free dims (``-1`` or ``None``) stay free in every output shape, and shapes that do not
 fit raise `jl.ShapeError` naming the layer. See docs/stax.md.
+
+The adapters every layer shares are in `_adapters`; the convolutions and poolings (layouts
+named by spec strings) in `_spatial`.
 """
-import contextlib
 import dataclasses as _dataclasses
 import functools
 import inspect as _inspect
@@ -20,17 +22,17 @@ from jax.nn import (elu, gelu, leaky_relu, log_softmax, relu, selu, sigmoid, sof
                     softplus, standardize)
 from jax.nn.initializers import glorot_normal, normal, ones, zeros
 
-from . import combinators as _combinators
-from .combinators import _split
-from .core import PASS as _PASS, MaskRule as _MaskRule
-from .core import (Layer as _Layer, Shape as _Shape, ShapeError as _ShapeError,
-                   as_layer as _as_layer, as_shape as _as_shape, describe as _describe,
-                   init_child as _init_child, is_free as _is_free, located as _located)
-from .layers.checks import check_rank as _check_rank
-from .layers import core as _native
-from .layers.conv import _conv
-from .layers.conv_transpose import _conv_transpose
-from .layers.pooling import _pooling
+from .. import combinators as _combinators
+from ..combinators import _split
+from ..core import PASS as _PASS
+from ..core import (Layer as _Layer, Shape as _Shape, ShapeError as _ShapeError,
+                    as_layer as _as_layer, as_shape as _as_shape, describe as _describe,
+                    init_child as _init_child, is_free as _is_free, located as _located)
+from ..layers import core as _native
+from ..layers import reshaping as _reshaping
+from ._adapters import _checked, _leaf, _map_dims, _positive, _restore, _same, _stax_init
+from ._spatial import (AvgPool, Conv, Conv1DTranspose, ConvTranspose, GeneralConv,
+                       GeneralConvTranspose, MaxPool, SumPool)
 
 # stax's aliases for backwards compatibility.
 glorot = glorot_normal
@@ -51,87 +53,6 @@ __all__ = [
     # modules stax's namespace holds (so `from ... import *` gives the same names)
     "functools", "math", "jnp", "lax", "random",
 ]
-
-
-# --------------------------------------------------------------------------- the adapters
-
-
-def _map_dims(shape, fn):
-    """`shape` (one shape, or nested lists/tuples of them) with `fn` applied to every dim;
-    one shape comes back as a `Shape`, containers keep their type (stax's lists)."""
-    if isinstance(shape, (tuple, list)) and all(
-            d is None or isinstance(d, _numbers.Integral) for d in shape):
-        return _Shape(fn(d) for d in shape)
-    if isinstance(shape, (tuple, list)):
-        return type(shape)(_map_dims(s, fn) for s in shape)
-    return shape
-
-
-def _has_minus_one(shape) -> bool:
-    if isinstance(shape, (tuple, list)):
-        return any(_has_minus_one(s) for s in shape)
-    return isinstance(shape, _numbers.Integral) and shape == -1
-
-
-def _restore(out_shape, input_shape):
-    """`out_shape` with its free dims written ``-1`` when `input_shape` wrote them so
-    (the native layers return ``None``; stax keeps the ``-1`` it was given)."""
-    if not _has_minus_one(input_shape):
-        return out_shape
-    return _map_dims(out_shape, lambda d: -1 if d is None else d)
-
-
-@contextlib.contextmanager
-def _named(name):
-    """Name the stax layer (not the native one inside it) in any ShapeError."""
-    try:
-        yield
-    except _ShapeError as e:
-        raise _ShapeError(e.message, name) from None
-
-
-def _checked(name, input_shape, **rank):
-    """`input_shape` as a `Shape` as given (``-1`` kept, for messages), its rank checked."""
-    given = _map_dims(input_shape, lambda d: d if d is None else int(d))
-    _check_rank(name, given, **rank)
-    return given
-
-
-def _same(params):
-    return params
-
-
-def _leaf(native, name, to_stax=_same, to_native=_same, listed=False):
-    """A stax layer: the stateless `native` layer renamed `name`, its params given in
-    stax's layout (`to_stax`, and `to_native` back at apply), free dims as given.
-
-    With `listed`, output shapes and outputs are lists (stax's fan-out)."""
-    as_list = list if listed else _same
-
-    def init_fun(rng, input_shape):
-        with _named(name):
-            out_shape, params = native.init(rng, input_shape)
-        return as_list(_restore(out_shape, input_shape)), to_stax(params)
-
-    def apply_fun(params, inputs, *, rng=None, **kwargs):   # stax layers ignore other keywords
-        with _named(name):
-            return as_list(native.apply(to_native(params), inputs, rng=rng))
-
-    # stax pairs take no masks: a native rule that passes or drops one is kept
-    return _Layer(init_fun, apply_fun, name=name, masking=_MaskRule(
-        out=native.masking.out if native.masking.out != "self" else "drop"))
-
-
-def _stax_init(init):
-    """A stax initializer as the native layers call it: stax calls ``init(key, shape)``
-    (no dtype: the initializer's own default, float64 under x64, as in stax)."""
-    return lambda key, shape, dtype=None: init(key, shape)
-
-
-def _positive(kind, arg, value):
-    if not isinstance(value, _numbers.Integral) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{kind}: {arg} must be a positive int, got {value!r}")
-    return int(value)
 
 
 # --------------------------------------------------------------------------- Dense
@@ -168,155 +89,6 @@ def Dense(out_dim, W_init=glorot_normal(), b_init=normal()):
 
     return _leaf(_Layer(init, apply, masking=_PASS), _describe("Dense", out_dim),
                  lambda p: (p["kernel"], p["bias"]), lambda p: {"kernel": p[0], "bias": p[1]})
-
-
-# --------------------------------------------------------------------------- convolutions
-
-
-def _conv_specs(kind, dimension_numbers, filter_shape):
-    """``(lhs, rhs, out, spatial)``: the three spec strings and the spatial letters in
-    `filter_shape`'s order (rhs_spec's, as lax orders the spatial dims)."""
-    try:
-        lhs, rhs, out = dimension_numbers
-        spatial = "".join(c for c in rhs if c not in "OI")
-        ok = (len(lhs) == len(rhs) == len(out) == len(filter_shape) + 2
-              and set(lhs) == set(out) == set("NC" + spatial) == set(rhs) - set("OI") | set("NC")
-              and {"O", "I"} <= set(rhs))
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise ValueError(f"{kind}: dimension_numbers must be three spec strings such as "
-                         f"('NHWC', 'HWIO', 'NHWC') with {len(filter_shape)} spatial dims to "
-                         f"match filter_shape {tuple(filter_shape)!r}, got {dimension_numbers!r}")
-    return lhs, rhs, out, spatial
-
-
-def _perm(spec, order):
-    """The axes of an array laid out as `spec` taken in the letter order `order`."""
-    return tuple(spec.index(c) for c in order)
-
-
-def _transpose(x, perm):
-    return x if perm == tuple(range(len(perm))) else jnp.transpose(x, perm)
-
-
-def _conv_layer(kind, transpose, dimension_numbers, out_chan, filter_shape, strides, padding,
-                W_init, b_init, layout_shown=True):
-    """GeneralConv / GeneralConvTranspose and their fixed-layout forms (named `kind`) on the
-    native N-D convolution, which computes channels-last with a spatial-first kernel."""
-    out_chan = _positive(kind, "out_chan", out_chan)
-    lhs, rhs, out, spatial = _conv_specs(kind, dimension_numbers, filter_shape)
-    rank, filter_shape = len(spatial), tuple(filter_shape)
-    strides = tuple(strides or (1,) * rank)
-    explicit = not isinstance(padding, str)
-    if not explicit and padding not in ("SAME", "VALID"):
-        raise ValueError(f"{kind}: padding must be 'SAME', 'VALID' or (low, high) pairs, "
-                         f"got {padding!r}")
-    W_init = W_init or glorot_normal(rhs.index("I"), rhs.index("O"))
-    name = _describe(kind, *((dimension_numbers,) if layout_shown else ()), out_chan,
-                     filter_shape, **({"strides": strides} if set(strides) != {1} else {}),
-                     **({"padding": padding} if padding != "VALID" else {}))
-    make = _conv_transpose if transpose else _conv
-    native = make(kind, rank, out_chan, filter_shape, strides,
-                  "valid" if explicit else padding.lower(), use_bias=False,
-                  kernel_initializer="zeros")
-    nsc = "N" + spatial + "C"                   # the native layout of inputs and outputs
-    to_native, from_native = _perm(lhs, nsc), _perm(nsc, out)
-    # The native transposed conv flips its (*k, O, I) kernel; lax.conv_transpose does not.
-    kernel_order, flip = (spatial + "OI", tuple(range(rank))) if transpose else (spatial + "IO", ())
-    kernel_perm = _perm(rhs, kernel_order)
-    bias_shape = tuple(out_chan if c == "C" else 1 for c in out)
-    if explicit:
-        pads = tuple((int(lo), int(hi)) for lo, hi in padding)
-        if transpose:  # stax's explicit pads, from the native "valid" ones, pad its output
-            pads = tuple((lo - k + 1, hi - k + 1 - max(s - k, 0))
-                         for (lo, hi), k, s in zip(pads, filter_shape, strides))
-        widths = ((0, 0, 0),) + tuple((lo, hi, 0) for lo, hi in pads) + ((0, 0, 0),)
-
-    def pad(shape_or_x):   # explicit padding: the native conv runs "valid" on a padded input
-        if isinstance(shape_or_x, tuple):
-            return shape_or_x[:1] + tuple(None if _is_free(n) else n + lo + hi for n, (lo, hi)
-                                          in zip(shape_or_x[1:-1], pads)) + shape_or_x[-1:]
-        return lax.pad(shape_or_x, jnp.zeros((), shape_or_x.dtype), widths)
-
-    def init_fun(rng, input_shape):
-        given = _checked(name, input_shape, rank=len(lhs))
-        if _is_free(given[lhs.index("C")]):
-            raise _ShapeError(f"the channel axis ({lhs.index('C')}, '{lhs}') must be "
-                              f"known at init, received shape {given!r}", name)
-        shape = _Shape(_as_shape(given)[i] for i in to_native)
-        with _named(name):
-            out_shape, _ = native.init(rng, pad(shape) if explicit and not transpose else shape)
-        if explicit and transpose:
-            out_shape = pad(out_shape)
-        c_in = shape[-1]
-        k1, k2 = random.split(rng)
-        sizes = dict(zip(spatial, filter_shape), O=out_chan, I=c_in)
-        W, b = W_init(k1, tuple(sizes[c] for c in rhs)), b_init(k2, bias_shape)
-        return _restore(_Shape(out_shape[i] for i in from_native), input_shape), (W, b)
-
-    def apply_fun(params, inputs, *, rng=None, **kwargs):   # stax layers ignore other keywords
-        W, b = params
-        c_in = W.shape[rhs.index("I")]
-        if jnp.ndim(inputs) != len(lhs) or jnp.shape(inputs)[lhs.index("C")] != c_in:
-            raise _ShapeError(f"input shape {_Shape(jnp.shape(inputs))!r} does not fit "
-                              f"'{lhs}' with {c_in} input channels (the shape W was made for)",
-                              name)
-        x = _transpose(inputs, to_native)
-        with _named(name):
-            if explicit and not transpose:
-                x = pad(x)
-            y = native.apply({"kernel": jnp.flip(jnp.transpose(W, kernel_perm), flip)}, x)
-        if explicit and transpose:
-            y = pad(y)
-        return _transpose(y, from_native) + b
-
-    return _Layer(init_fun, apply_fun, name=name)
-
-
-def GeneralConv(dimension_numbers, out_chan, filter_shape, strides=None, padding="VALID",
-                W_init=None, b_init=normal(1e-6)):
-    """A convolution with any layout (stax's GeneralConv, on the native N-D convolution).
-
-    Args:
-      dimension_numbers: ``(lhs_spec, rhs_spec, out_spec)``, e.g. ``('NHWC', 'HWIO', 'NHWC')``.
-      out_chan: the number of output channels.
-      filter_shape: the window, one size per spatial letter of `rhs_spec`, in its order.
-      strides: one per spatial dim (default 1).
-      padding: 'VALID', 'SAME' or explicit ``(low, high)`` pairs.
-      W_init, b_init: stax initializers; W defaults to Glorot normal, b to N(0, 1e-12).
-
-    Params: ``(W, b)``, W laid out as `rhs_spec`, b like `out_spec` with 1 but at 'C'.
-
-    Input shape: laid out as `lhs_spec`. Output shape: laid out as `out_spec`.
-    """
-    return _conv_layer("GeneralConv", False, dimension_numbers, out_chan, filter_shape, strides,
-                       padding, W_init, b_init)
-
-
-def GeneralConvTranspose(dimension_numbers, out_chan, filter_shape, strides=None,
-                         padding="VALID", W_init=None, b_init=normal(1e-6)):
-    """A transposed convolution with any layout (stax's GeneralConvTranspose): arguments,
-    params and shapes as `GeneralConv`, numbers as ``lax.conv_transpose`` (kernel unflipped)."""
-    return _conv_layer("GeneralConvTranspose", True, dimension_numbers, out_chan, filter_shape,
-                       strides, padding, W_init, b_init)
-
-
-def _fixed_layout(kind, transpose, dimension_numbers):
-    def layer(out_chan, filter_shape, strides=None, padding="VALID", W_init=None,
-              b_init=normal(1e-6)):
-        return _conv_layer(kind, transpose, dimension_numbers, out_chan, filter_shape, strides,
-                           padding, W_init, b_init, layout_shown=False)
-
-    layer.__name__ = layer.__qualname__ = kind
-    layer.__doc__ = (f"`{'GeneralConvTranspose' if transpose else 'GeneralConv'}` with "
-                     f"``{dimension_numbers}`` (stax's {kind}).")
-    return layer
-
-
-Conv = _fixed_layout("Conv", False, ("NHWC", "HWIO", "NHWC"))
-Conv1DTranspose = _fixed_layout("Conv1DTranspose", True, ("NHC", "HIO", "NHC"))
-ConvTranspose = _fixed_layout("ConvTranspose", True, ("NHWC", "HWIO", "NHWC"))
 
 
 # --------------------------------------------------------------------------- BatchNorm
@@ -403,75 +175,11 @@ Selu = _renamed(elementwise(selu), "Selu")
 Gelu = _renamed(elementwise(gelu), "Gelu")
 
 
-# --------------------------------------------------------------------------- pooling
-
-
-def _pooling_layer(kind, reduce):
-    def PoolingLayer(window_shape, strides=None, padding="VALID", spec=None):
-        window_shape = tuple(window_shape)
-        rank = len(window_shape)
-        strides = tuple(strides or (1,) * rank)   # stax's default stride is 1, Keras' the pool
-        if padding not in ("VALID", "SAME"):
-            raise ValueError(f"{kind}: padding must be 'VALID' or 'SAME', got {padding!r}")
-        if spec is not None and (not isinstance(spec, str) or len(spec) != rank + 2
-                                 or not {"N", "C"} <= set(spec) or len(set(spec)) != rank + 2):
-            raise ValueError(f"{kind}: spec must name N, C and {rank} spatial axes, e.g. "
-                             f"'NHWC', got {spec!r}")
-        name = _describe(kind, window_shape,
-                         **({"strides": strides} if set(strides) != {1} else {}),
-                         **({"padding": padding} if padding != "VALID" else {}),
-                         **({"spec": spec} if spec is not None else {}))
-        spatial = "".join(c for c in spec if c not in "NC") if spec else "".join(
-            chr(ord("a") + i) for i in range(rank))
-        spec = spec or "N" + spatial + "C"
-        # stax's `spec` places N and C anywhere: NC... runs channels_first, others are
-        # transposed to channels_last around the native pooling.
-        first = spec == "NC" + spatial
-        native = _pooling(kind, rank, "avg" if reduce == "sum" else reduce, window_shape,
-                          strides, padding.lower(), "channels_first" if first else None)
-        order = spec if first else "N" + spatial + "C"
-        to_native, from_native = _perm(spec, order), _perm(order, spec)
-
-        def apply(params, x, *, rng=None, train=False):
-            if reduce == "sum":   # no native sum pooling: lax sums in the native layout
-                window = tuple(window_shape[spatial.index(c)] if c in spatial else 1
-                               for c in order)
-                steps = tuple(strides[spatial.index(c)] if c in spatial else 1 for c in order)
-                return lax.reduce_window(x, jnp.zeros((), x.dtype), lax.add, window, steps,
-                                         padding)
-            return native.apply((), x, rng=rng)
-
-        def init(rng, input_shape):
-            shape = _as_shape(_checked(name, input_shape, rank=rank + 2))
-            out_shape, _ = native.init(rng, _Shape(shape[i] for i in to_native))
-            return _Shape(out_shape[i] for i in from_native), ()
-
-        def apply_in_spec(params, x, *, rng=None, train=False):
-            if jnp.ndim(x) != rank + 2:
-                raise _ShapeError(f"expected a rank-{rank + 2} input, received shape "
-                                  f"{_Shape(jnp.shape(x))!r}", name)
-            return _transpose(apply(params, _transpose(x, to_native), rng=rng), from_native)
-
-        return _leaf(_Layer(init, apply_in_spec), name)
-
-    PoolingLayer.__name__ = PoolingLayer.__qualname__ = kind
-    PoolingLayer.__doc__ = (
-        f"stax's {kind} over the spatial axes: `window_shape` and `strides` (default 1) per "
-        f"spatial axis, padding 'VALID' or 'SAME', `spec` (e.g. 'NCHW') placing N and C "
-        f"(default: N first, C last). Output shape: the pooled spatial axes.")
-    return PoolingLayer
-
-
-MaxPool = _pooling_layer("MaxPool", "max")
-SumPool = _pooling_layer("SumPool", "sum")
-AvgPool = _pooling_layer("AvgPool", "avg")
-
-
 # --------------------------------------------------------------------------- reshaping
 
 
 def _flatten():
-    native = _native.Flatten()
+    native = _reshaping.Flatten()
 
     def init(rng, input_shape):   # stax flattens free non-batch dims to a free size
         shape = _as_shape(input_shape)
@@ -559,7 +267,8 @@ def _child(obj):
     def init(rng, input_shape):
         out_shape, params = pair_init(rng, _map_dims(input_shape,
                                                      lambda d: -1 if d is None else d))
-        return _as_shape(_map_dims(out_shape, lambda d: None if d in (None, -1) else int(d))), params
+        out_shape = _map_dims(out_shape, lambda d: None if d in (None, -1) else int(d))
+        return _as_shape(out_shape), params
 
     return _Layer(init, apply, name=getattr(pair_init, "__qualname__", "layer").split(".")[0])
 
