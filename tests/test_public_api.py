@@ -14,22 +14,16 @@ import jaxlayers as jl
 
 KEY = jax.random.key(0)
 
-# Constructors in conv.py, recurrent.py and the attention modules, rewritten in parallel by other engineers: the
-# lead applies `keras_layer` and Keras-style docstrings there after merging and then
-# empties these lists. Nothing else may be listed.
-CONV = {"Conv1D", "Conv2D", "Conv3D", "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose",
-        "DepthwiseConv1D", "DepthwiseConv2D", "SeparableConv1D", "SeparableConv2D",
-        "Convolution1D", "Convolution2D", "Convolution3D", "Convolution1DTranspose",
-        "Convolution2DTranspose", "Convolution3DTranspose", "SeparableConvolution1D",
-        "SeparableConvolution2D"}
+# Constructors still being ported to the rules below (keras_layer, full Args sections,
+# every Keras argument). Only the recurrent and attention families may be listed.
 RECURRENT = {"RNN", "SimpleRNN", "LSTM", "GRU", "Cell", "SimpleRNNCell", "LSTMCell", "GRUCell",
              "Bidirectional", "TimeDistributed"}
-# The attention layers (merged last): keras_layer and full Args sections still to apply.
 ATTENTION = {"EinsumDense", "MultiHeadAttention", "GroupedQueryAttention", "GroupQueryAttention",
              "Attention", "AdditiveAttention"}
-KNOWN_GAPS = CONV | RECURRENT | ATTENTION
+KNOWN_GAPS = RECURRENT | ATTENTION
 # Modules the package imports for itself (not re-exported; a user needs none of them).
-INTERNAL_MODULES = {"core", "combinators", "functional", "graph", "layers", "lookup", "plot"}
+INTERNAL_MODULES = {"core", "combinators", "fold", "functional", "graph", "layers", "lookup",
+                    "plot"}
 PUBLIC_MODULES = [jl, jl.activations, jl.initializers, jl.regularizers, jl.constraints,
                   jl.stax] + [__import__(f"jaxlayers.layers.{m}", fromlist=["_"]) for m in (
     "core", "merging", "pooling", "reshaping", "normalization", "batchnorm", "regularization",
@@ -96,7 +90,8 @@ def test_a_constructor_without_a_docstring_is_caught():
 # Required arguments to build each constructor once.
 REQUIRED = {"units": 2, "rate": 0.5, "activation": "relu", "function": jnp.tanh,
             "target_shape": (2,), "dims": (1,), "n": 2, "axes": 1, "input_dim": 3,
-            "output_dim": 2, "stddev": 0.1, "pool_size": 2, "shape": (3,)}
+            "output_dim": 2, "stddev": 0.1, "pool_size": 2, "shape": (3,), "filters": 2,
+            "kernel_size": 3}
 
 
 def build(kind, **kwargs):
