@@ -14,11 +14,6 @@ import jaxlayers as jl
 
 KEY = jax.random.key(0)
 
-# Constructors still being ported to the rules below (keras_layer, full Args sections,
-# every Keras argument). Only the recurrent family may be listed.
-RECURRENT = {"RNN", "SimpleRNN", "LSTM", "GRU", "Cell", "SimpleRNNCell", "LSTMCell", "GRUCell",
-             "Bidirectional", "TimeDistributed"}
-KNOWN_GAPS = RECURRENT
 # Modules the package imports for itself (not re-exported; a user needs none of them).
 INTERNAL_MODULES = {"core", "combinators", "fold", "functional", "graph", "layers", "lookup",
                     "plot"}
@@ -34,7 +29,7 @@ def layer_constructors():
                   and getattr(jl, n).__module__.startswith("jaxlayers.layers."))
 
 
-OURS = [n for n in layer_constructors() if n not in KNOWN_GAPS]
+CONSTRUCTORS = layer_constructors()
 
 
 def test_all_lists_the_public_names_and_nothing_private():
@@ -63,7 +58,7 @@ def _args_section(doc):
     return match.group(1) if match else ""
 
 
-@pytest.mark.parametrize("name", OURS)
+@pytest.mark.parametrize("name", CONSTRUCTORS)
 def test_constructor_has_a_keras_style_docstring(name):
     fn = getattr(jl, name)
     doc = fn.__doc__ or ""
@@ -90,7 +85,8 @@ REQUIRED = {"units": 2, "rate": 0.5, "activation": "relu", "function": jnp.tanh,
             "target_shape": (2,), "dims": (1,), "n": 2, "axes": 1, "input_dim": 3,
             "output_dim": 2, "stddev": 0.1, "pool_size": 2, "shape": (3,), "filters": 2,
             "kernel_size": 3, "equation": "ab,bc->ac", "output_shape": 2, "num_heads": 2,
-            "key_dim": 2, "head_dim": 2, "num_query_heads": 2, "num_key_value_heads": 1}
+            "key_dim": 2, "head_dim": 2, "num_query_heads": 2, "num_key_value_heads": 1,
+            "cell": jl.GRUCell(2), "cells": [jl.GRUCell(2)], "layer": jl.LSTM(2)}
 
 
 def build(kind, **kwargs):
@@ -102,7 +98,7 @@ def build(kind, **kwargs):
     return fn(**required, **kwargs)
 
 
-@pytest.mark.parametrize("name", OURS)
+@pytest.mark.parametrize("name", CONSTRUCTORS)
 def test_name_is_a_keyword_that_sets_the_label(name):
     param = inspect.signature(getattr(jl, name)).parameters["name"]
     assert param.kind is param.KEYWORD_ONLY and param.default is None
@@ -140,8 +136,6 @@ SHARED = sorted(n for n in layer_constructors() if isinstance(getattr(keras.laye
 def test_every_keras_argument_is_accepted(name):
     ours = inspect.signature(getattr(jl, name)).parameters
     missing = [a for a in _keras_arguments(getattr(keras.layers, name)) if a not in ours]
-    if name in KNOWN_GAPS and missing:
-        pytest.xfail(f"{name} (conv/recurrent, ported by the lead after merging): {missing}")
     assert not missing, f"{name} lacks Keras' arguments {missing}"
 
 
