@@ -434,6 +434,8 @@ def test_argument_of_the_wrong_type_is_a_clear_type_error(make, match):
                                                  r"'concat', received 'general'"),
     (lambda: jl.EinsumDense("ab,bc->ac", 4, lora_rank=4),
      r"EinsumDense: lora_rank=4 is not supported \(LoRA .*jl.freeze"),
+    (lambda: jl.EinsumDense("ab,bc->ac", 4, lora_alpha=8.0),
+     r"EinsumDense: lora_alpha=8\.0 is not supported \(LoRA"),
     (lambda: jl.EinsumDense("ab,bc->ac", 4, gptq_unpacked_column_size=8),
      r"EinsumDense: gptq_unpacked_column_size=8 is not supported \(weights are not quantized"),
     (lambda: jl.EinsumDense("ab,bc->ac", 4, quantization_config={"mode": "int8"}),

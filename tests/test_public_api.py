@@ -146,16 +146,23 @@ def test_the_walk_finds_a_missing_argument():
     assert "use_bias" not in inspect.signature(Dense).parameters
 
 
-@pytest.mark.parametrize("name", ["Dense", "Flatten", "BatchNormalization", "Dropout"])
+@pytest.mark.parametrize("name", [
+    "Dense", "Flatten", "BatchNormalization", "Dropout", "Conv2D", "Convolution1DTranspose",
+    "SeparableConv1D", "DepthwiseConv2D", "LSTM", "GRUCell", "StackedRNNCells", "RNN",
+    "Bidirectional", "TimeDistributed", "EinsumDense", "MultiHeadAttention",
+    "GroupQueryAttention", "AdditiveAttention"])
 def test_base_arguments_at_keras_defaults_are_accepted_and_others_refused(name):
+    kind = getattr(jl, name).__name__              # an alias names its canonical layer
     build(name, trainable=True, dtype="float32", autocast=False)
     build(name, dtype=keras.DTypePolicy("float32"))
-    with pytest.raises(ValueError, match=rf"{name}: trainable=False .*jl.freeze"):
+    with pytest.raises(ValueError, match=rf"{kind}: trainable=False .*jl.freeze"):
         build(name, trainable=False)
-    with pytest.raises(ValueError, match=rf"{name}: dtype must be None or 'float32'.*bfloat16"):
+    with pytest.raises(ValueError, match=rf"{kind}: dtype must be None or 'float32'.*bfloat16"):
         build(name, dtype="mixed_bfloat16")
-    with pytest.raises(TypeError, match=rf"{name}: trainable must be True or False"):
+    with pytest.raises(TypeError, match=rf"{kind}: trainable must be True or False"):
         build(name, trainable="no")
+    with pytest.raises(TypeError, match=rf"{kind}: autocast must be True or False"):
+        build(name, autocast=None)
 
 
 def test_activity_regularizer_on_any_layer_reports_keras_penalty():
