@@ -384,3 +384,91 @@ def test_from_keras_attention_model():
     real = Q_IDS[:2] != 0
     close(y[real], ref[real], atol=1e-5)
     assert params["mha"]["query"]["kernel"].shape == (D, 2, 3)
+
+
+# --------------------------------------------------------------------------- constructor arguments
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: jl.MultiHeadAttention(2.5, 4),
+     r"MultiHeadAttention: num_heads must be a positive int, received 2\.5"),
+    (lambda: jl.MultiHeadAttention(2, "4"), r"MultiHeadAttention: key_dim must be a positive int"),
+    (lambda: jl.MultiHeadAttention(2, 4, value_dim=True), r"value_dim must be a positive int"),
+    (lambda: jl.MultiHeadAttention(2, 4, dropout="0.1"), r"MultiHeadAttention: dropout must be "
+                                                         r"a number in \[0, 1\)"),
+    (lambda: jl.MultiHeadAttention(2, 4, use_bias="no"), r"use_bias must be True or False"),
+    (lambda: jl.MultiHeadAttention(2, 4, flash_attention=1), r"flash_attention must be True"),
+    (lambda: jl.MultiHeadAttention(2, 4, seed="7"), r"MultiHeadAttention: seed must be a "
+                                                    r"non-negative int"),
+    (lambda: jl.MultiHeadAttention(2, 4, output_shape="6"), r"output_shape must be an int"),
+    (lambda: jl.MultiHeadAttention(2, 4, attention_axes=1.0), r"attention_axes must be an int"),
+    (lambda: jl.GroupedQueryAttention(2, 4, 2.0),
+     r"GroupedQueryAttention: num_key_value_heads must be a positive int, received 2\.0"),
+    (lambda: jl.GroupedQueryAttention(2, 4, 2, use_gate=None), r"use_gate must be True or False"),
+    (lambda: jl.EinsumDense(3, 4), r"EinsumDense: equation must be a string"),
+    (lambda: jl.EinsumDense("ab,bc->ac", "4"), r"EinsumDense: output_shape must be a positive "
+                                               r"int or a tuple"),
+    (lambda: jl.EinsumDense("ab,bc->ac", 4, bias_axes=1), r"EinsumDense: bias_axes must be"),
+    (lambda: jl.Attention(use_scale=1), r"Attention: use_scale must be True or False"),
+    (lambda: jl.Attention(dropout=None), r"Attention: dropout must be a number"),
+    (lambda: jl.AdditiveAttention(use_causal_mask="yes"),
+     r"AdditiveAttention: use_causal_mask must be True or False"),
+    (lambda: jl.AdditiveAttention(seed=1.5), r"AdditiveAttention: seed must be a non-negative"),
+])
+def test_argument_of_the_wrong_type_is_a_clear_type_error(make, match):
+    with pytest.raises(TypeError, match=match):
+        make()
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: jl.MultiHeadAttention(2, 4, dropout=1.0), r"dropout must be a number in \[0, 1\)"),
+    (lambda: jl.MultiHeadAttention(2, 4, sliding_window=0), r"sliding_window must be a "
+                                                            r"positive int, received 0"),
+    (lambda: jl.MultiHeadAttention(2, 4, output_shape=(0,)), r"output_shape must hold positive"),
+    (lambda: jl.MultiHeadAttention(2, 4, kernel_initializer="nope"),
+     r"MultiHeadAttention: kernel_initializer: .*nope"),
+    (lambda: jl.GroupedQueryAttention(2, 4, 2, bias_initializer="nope"),
+     r"GroupedQueryAttention: bias_initializer: .*nope"),
+    (lambda: jl.GroupedQueryAttention(2, 4, 3), r"multiple of num_key_value_heads"),
+    (lambda: jl.Attention(score_mode="general"), r"Attention: score_mode must be one of 'dot', "
+                                                 r"'concat', received 'general'"),
+    (lambda: jl.EinsumDense("ab,bc->ac", 4, lora_rank=4),
+     r"EinsumDense: lora_rank=4 is not supported \(LoRA .*jl.freeze"),
+    (lambda: jl.EinsumDense("ab,bc->ac", 4, lora_alpha=8.0),
+     r"EinsumDense: lora_alpha=8\.0 is not supported \(LoRA"),
+    (lambda: jl.EinsumDense("ab,bc->ac", 4, gptq_unpacked_column_size=8),
+     r"EinsumDense: gptq_unpacked_column_size=8 is not supported \(weights are not quantized"),
+    (lambda: jl.EinsumDense("ab,bc->ac", 4, quantization_config={"mode": "int8"}),
+     r"EinsumDense: quantization_config=.* is not supported"),
+])
+def test_out_of_range_arguments_are_refused_with_the_reason(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_keras_defaults_of_the_added_arguments_change_nothing():
+    plain, keras_style = jl.EinsumDense("ab,bc->ac", 3), jl.EinsumDense(
+        "ab,bc->ac", 3, lora_rank=None, lora_alpha=None, gptq_unpacked_column_size=None,
+        quantization_config=None, name="proj", dtype="float32")
+    _, params = plain.init(KEY, (None, D))
+    x = normal((B, D))
+    np.testing.assert_array_equal(keras_style.apply(params, x), plain.apply(params, x))
+    assert keras_style.label == "proj"
+    with pytest.raises(ValueError, match=r"MultiHeadAttention: trainable=False"):
+        jl.MultiHeadAttention(2, 4, trainable=False)
+
+
+@jax.numpy_rank_promotion("allow")
+def test_attention_activity_regularizer_as_keras():
+    """Keras' base-layer activity_regularizer on Attention: the penalty of every output
+    (the attention output and, when returned, the scores), divided by the batch."""
+    q, v = normal((B, T, D)), normal((B, S, D), seed=2)
+    for scores in (False, True):
+        layer = jl.Attention(return_attention_scores=scores,
+                             activity_regularizer=jl.regularizers.L2(0.1))
+        _, params, state = layer.init(KEY, ((None, T, D), (None, S, D)))
+        _, state = layer.apply(params, state, (q, v), train=True)
+        klayer = keras.layers.Attention(activity_regularizer=keras.regularizers.L2(0.1))
+        klayer([q, v], return_attention_scores=scores)
+        np.testing.assert_allclose(jl.activity_loss(state), sum(float(l) for l in klayer.losses),
+                                   rtol=1e-5)

@@ -405,3 +405,45 @@ def test_initializers_are_used_with_keras_fans():
     _, p = jl.Conv2D(8, 3, groups=2).init(KEY, (None, 5, 5, 4))
     limit = np.sqrt(6.0 / (9 * 2 + 9 * 8))
     assert np.abs(p["kernel"]).max() <= limit and np.abs(p["kernel"]).max() > 0.8 * limit
+
+
+# --------------------------------------------------------------------------- constructor arguments
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: jl.Conv2D("3", 3), r"Conv2D: filters must be a positive int, received '3'"),
+    (lambda: jl.Conv1D(2.0, 3), r"Conv1D: filters must be a positive int, received 2\.0"),
+    (lambda: jl.Conv3D(4, 3, groups=True), r"Conv3D: groups must be a positive int, received "
+                                           r"True"),
+    (lambda: jl.Conv2DTranspose(None, 3), r"Conv2DTranspose: filters must be a positive int"),
+    (lambda: jl.DepthwiseConv2D(3, depth_multiplier="2"),
+     r"DepthwiseConv2D: depth_multiplier must be a positive int, received '2'"),
+    (lambda: jl.SeparableConv1D(2, 3, use_bias="yes"),
+     r"SeparableConv1D: use_bias must be True or False, received 'yes'"),
+    (lambda: jl.Conv1DTranspose(2, 3, use_bias=1),
+     r"Conv1DTranspose: use_bias must be True or False, received 1"),
+    (lambda: jl.DepthwiseConv1D(3, use_bias=None),
+     r"DepthwiseConv1D: use_bias must be True or False, received None"),
+])
+def test_argument_of_the_wrong_type_is_a_clear_type_error(make, match):
+    with pytest.raises(TypeError, match=match):
+        make()
+
+
+@pytest.mark.parametrize("kind, args, rank", [
+    ("Conv1D", (2, 3), 1), ("Conv2DTranspose", (2, 3), 2), ("DepthwiseConv2D", (3,), 2),
+    ("SeparableConv2D", (2, 3), 2), ("Convolution3D", (2, 3), 3),
+])
+def test_keras_base_arguments(kind, args, rank):
+    make = getattr(jl, kind)
+    canonical = make.__name__                      # an alias reports its canonical layer
+    layer = make(*args, name="stem", trainable=True, dtype="float32", autocast=False)
+    x = jl.Input((4,) * rank + (2,))
+    _, params = jl.Model(x, layer(x)).init(KEY, None)
+    assert list(params) == ["stem"] and layer.label == "stem"
+    with pytest.raises(ValueError, match=rf"{canonical}: trainable=False .*jl\.freeze"):
+        make(*args, trainable=False)
+    with pytest.raises(ValueError, match=rf"{canonical}: dtype must be None or 'float32'"):
+        make(*args, dtype="bfloat16")
+    with pytest.raises(ValueError, match=rf"{canonical}: name must be a non-empty string"):
+        make(*args, name="")

@@ -483,8 +483,9 @@ def test_bfloat16_computes_in_bfloat16():
 @pytest.mark.parametrize("make, match", [
     (lambda: jl.LSTM(0), "LSTM: units must be a positive int"),
     (lambda: jl.GRU(2.5), "GRU: units must be a positive int"),
-    (lambda: jl.SimpleRNN(3, dropout=1.5), "dropout must be a float in"),
-    (lambda: jl.LSTM(3, recurrent_dropout=-0.1), "recurrent_dropout must be a float in"),
+    (lambda: jl.SimpleRNN(3, dropout=1.5), r"SimpleRNN: dropout must be a number in \[0, 1\)"),
+    (lambda: jl.LSTM(3, recurrent_dropout=-0.1),
+     r"LSTM: recurrent_dropout must be a number in \[0, 1\)"),
     (lambda: jl.GRU(3, reset_after="yes"), "reset_after must be True or False"),
     (lambda: jl.LSTM(3, activation="nope"), "LSTMCell: activation: Unknown activation"),
     (lambda: jl.LSTM(3, recurrent_initializer="nope"), "recurrent_initializer"),

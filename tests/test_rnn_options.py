@@ -80,7 +80,7 @@ def test_implementation_is_a_hint_with_keras_numbers(kind):
     close(y, getattr(jl, kind)(U, return_sequences=True).apply(params, x))
     close(y, keras_call(getattr(keras.layers, kind)(U, implementation=1, return_sequences=True),
                         x, keras_flat(params)))
-    with pytest.raises(ValueError, match=f"{kind}: implementation must be 1 or 2, got 3"):
+    with pytest.raises(ValueError, match=f"{kind}: implementation must be one of 1, 2, received 3"):
         getattr(jl, kind)(U, implementation=3)
 
 
@@ -220,3 +220,85 @@ def test_keras_import_stacked_and_stateful():
                                keras.layers.LSTM(2, stateful=True)])
         km.set_weights([np.asarray(w) + 0.1 for w in km.get_weights()])
         _keras_import_roundtrip(km, [data(seed=1), data(seed=2)])
+
+
+# --------------------------------------------------------------------------- constructor arguments
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: jl.LSTM("3"), r"LSTM: units must be a positive int, received '3'"),
+    (lambda: jl.LSTMCell(2.5), r"LSTMCell: units must be a positive int, received 2\.5"),
+    (lambda: jl.SimpleRNN(3, use_bias="no"), r"SimpleRNN: use_bias must be True or False"),
+    (lambda: jl.LSTM(3, unit_forget_bias=1), r"LSTM: unit_forget_bias must be True or False"),
+    (lambda: jl.GRUCell(3, dropout="0.2"), r"GRUCell: dropout must be a number in \[0, 1\)"),
+    (lambda: jl.GRU(3, seed="x"), r"GRU: seed must be a non-negative int, received 'x'"),
+    (lambda: jl.RNN(jl.GRUCell(2), return_sequences="yes"),
+     r"RNN\(GRUCell\(2\)\): return_sequences must be True or False, received 'yes'"),
+    (lambda: jl.Bidirectional(3), r"Bidirectional: layer must be a recurrent layer"),
+    (lambda: jl.Bidirectional(jl.LSTM(2), backward_layer=2.0),
+     r"Bidirectional: backward_layer must be a recurrent layer"),
+    (lambda: jl.TimeDistributed(None), r"TimeDistributed: layer must be a Layer, an \(init, "
+                                        r"apply\) pair or a function, received None"),
+])
+def test_argument_of_the_wrong_type_is_a_clear_type_error(make, match):
+    with pytest.raises(TypeError, match=match):
+        make()
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: jl.LSTM(-1), r"LSTM: units must be a positive int, received -1"),
+    (lambda: jl.SimpleRNNCell(2, recurrent_dropout=1.0), r"SimpleRNNCell: recurrent_dropout"),
+    (lambda: jl.LSTM(3, use_cudnn="yes"), r"LSTM: use_cudnn must be one of 'auto', True, "
+                                          r"False, received 'yes'"),
+    (lambda: jl.LSTMCell(2, implementation=True), r"LSTMCell: implementation must be one of"),
+    (lambda: jl.GRUCell(2, activity_regularizer="l2"),
+     r"GRUCell: activity_regularizer='l2' is not supported \(a cell runs inside the RNN's "
+     r"loop; give it to the RNN layer"),
+    (lambda: jl.StackedRNNCells([jl.GRUCell(2)], activity_regularizer="l1"),
+     r"StackedRNNCells: activity_regularizer='l1' is not supported"),
+    (lambda: jl.Bidirectional(jl.LSTM(2), weights=[np.zeros(2)]),
+     r"Bidirectional: weights=.* is not supported \(params are a pytree"),
+    (lambda: jl.Bidirectional(jl.LSTM(2), merge_mode="max"),
+     r"Bidirectional: merge_mode must be one of 'concat', 'sum', 'mul', 'ave', None"),
+    (lambda: jl.LSTM(2, trainable=False), r"LSTM: trainable=False .*jl\.freeze"),
+    (lambda: jl.GRUCell(2, dtype="float16"), r"GRUCell: dtype must be None or 'float32'"),
+    (lambda: jl.TimeDistributed(jl.Dense(2), name="a/b"), r"TimeDistributed: name must be"),
+])
+def test_bad_values_are_refused_naming_layer_and_argument(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_name_keys_a_model_and_labels_cells():
+    x = jl.Input((T, F))
+    h = jl.Bidirectional(jl.LSTM(U, return_sequences=True), name="encoder")(x)
+    y = jl.RNN([jl.GRUCell(U, name="first"), jl.LSTMCell(U, name="second")], name="decoder")(h)
+    _, params = jl.Model(x, y).init(KEY, None)
+    assert list(params) == ["encoder", "decoder"]
+    assert jl.GRUCell(U, name="first").label == "first" and jl.GRUCell(U).label == ""
+    assert jl.StackedRNNCells([jl.GRUCell(U)], name="stack").label == "stack"
+
+
+@pytest.mark.parametrize("wrapper", ["Bidirectional", "TimeDistributed"])
+def test_wrapper_activity_regularizer_matches_keras(wrapper):
+    """Keras' base-layer activity_regularizer on a wrapper: the penalty of its output
+    (a new argument of both wrappers), divided by the batch."""
+    reg = dict(activity_regularizer=jl.regularizers.L2(0.1))
+    kreg = dict(activity_regularizer=keras.regularizers.L2(0.1))
+    x = data()
+    if wrapper == "Bidirectional":
+        layer = jl.Bidirectional(jl.GRU(U, return_sequences=True), **reg)
+        klayer = keras.layers.Bidirectional(keras.layers.GRU(U, return_sequences=True), **kreg)
+    else:
+        layer = jl.TimeDistributed(jl.Dense(U), **reg)
+        klayer = keras.layers.TimeDistributed(keras.layers.Dense(U), **kreg)
+    assert layer.stateful
+    _, params, state = layer.init(KEY, (None, None, F))
+    params = perturbed(params)
+    y, state = layer.apply(params, state, x, train=True)
+    ref = keras_call(klayer, x, keras_flat(params) if wrapper == "Bidirectional" else
+                     [np.asarray(params["kernel"]), np.asarray(params["bias"])])
+    close(y, ref)
+    np.testing.assert_allclose(jl.activity_loss(state), float(klayer.losses[0]), rtol=1e-5)
+    np.testing.assert_allclose(jl.activity_loss(state), 0.1 * np.sum(np.square(ref)) / B,
+                               rtol=1e-5)

@@ -16,7 +16,10 @@ import jax.numpy as jnp
 from .. import activations as _activations
 from .. import initializers as _initializers
 from ..core import describe
+from .args import keras_layer
 from .checks import bias_add
+from .rnn_args import (CELL_ARGS, CELL_HEADS, IMPLEMENTATION_ARG, check_cell_arguments,
+                       lookup, refuse_cell_activity_regularizer, shared_args)
 from .weights import weight_hooks
 
 
@@ -87,6 +90,7 @@ class Cell:
         fed raw (unprojected) inputs, one step at a time; lets the cell follow another in
         `StackedRNNCells`, where no whole sequence exists to `project`. None for a cell
         whose `project` is the identity (its extras are None).
+      label: the `name=` a user gave the cell (Keras' sublayer name), or "".
     """
 
     init: Callable
@@ -100,6 +104,7 @@ class Cell:
     constrain: Callable = _no_constraint
     output_is_state: bool = False
     step_extras: Callable | None = None
+    label: str = ""
 
     def __post_init__(self):
         object.__setattr__(self, "state_size", _normalized_sizes(self.state_size, self.name))
@@ -107,29 +112,6 @@ class Cell:
                 or self.output_size < 1):
             raise ValueError(f"{self.name}: output_size must be a positive int, got "
                              f"{self.output_size!r}")
-
-
-def lookup(module, what, value, name):
-    try:
-        return module.get(value)
-    except ValueError as e:
-        raise ValueError(f"{name}: {what}: {e}") from None
-
-
-def check_units(kind, units):
-    if not isinstance(units, int) or isinstance(units, bool) or units < 1:
-        raise ValueError(f"{kind}: units must be a positive int, got {units!r}")
-
-
-def _check_rate(kind, what, rate):
-    if not isinstance(rate, (int, float)) or not 0 <= rate < 1:
-        raise ValueError(f"{kind}: {what} must be a float in [0, 1), got {rate!r}")
-    return float(rate)
-
-
-def check_implementation(kind, implementation):
-    if implementation not in (1, 2) or isinstance(implementation, bool):
-        raise ValueError(f"{kind}: implementation must be 1 or 2, got {implementation!r}")
 
 
 def _dropout_masks(key, rate, n, shape, dtype):
@@ -201,10 +183,6 @@ def _gated_cell(spec: GatedCellSpec, *, units, use_bias, initializers, weight_ru
     None); otherwise it returns the sequence as it is and extras ``{"in": input masks,
     "rec": recurrent masks}``, and the step projects its own time step."""
     kind, gates = spec.kind, spec.gates
-    check_units(kind, units)
-    check_implementation(kind, implementation)
-    dropout = _check_rate(kind, "dropout", dropout)
-    recurrent_dropout = _check_rate(kind, "recurrent_dropout", recurrent_dropout)
     kinit, rinit, binit = (lookup(_initializers, what, value, kind) for what, value in zip(
         ("kernel_initializer", "recurrent_initializer", "bias_initializer"), initializers))
     penalty, constrain = weight_hooks(name, **weight_rules)
@@ -288,18 +266,30 @@ def _plain_bias(params):
     return params.get("bias")
 
 
+@keras_layer
+@shared_args(CELL_HEADS["SimpleRNN"], CELL_ARGS)
 def SimpleRNNCell(units, activation="tanh", use_bias=True, kernel_initializer="glorot_uniform",
                   recurrent_initializer="orthogonal", bias_initializer="zeros",
                   kernel_regularizer=None, recurrent_regularizer=None, bias_regularizer=None,
                   kernel_constraint=None, recurrent_constraint=None, bias_constraint=None,
-                  dropout=0.0, recurrent_dropout=0.0, seed=None) -> Cell:
+                  dropout=0.0, recurrent_dropout=0.0, seed=None, *,
+                  activity_regularizer=None) -> Cell:
     """The fully connected recurrent cell: ``h' = activation(x @ kernel + h @ recurrent_kernel
     + bias)``; the output is ``h'``.
 
+    Args:
+      {shared}
+      activity_regularizer: None only (a cell runs inside the RNN's loop; give the
+        regularizer to the RNN layer).
+
     Params: ``kernel`` (in, units), ``recurrent_kernel`` (units, units), ``bias`` (units,).
-    `seed` is accepted for Keras compatibility; randomness comes from the `rng` key.
-    Returns a `Cell` with ``state_size=(units,)``.
+    Returns a `Cell` with ``state_size=(units,)``, for `RNN`.
+
+    Input shape: one time step ``(batch, features)``. Output shape: ``(batch, units)``.
     """
+    units, use_bias, dropout, recurrent_dropout = check_cell_arguments(
+        "SimpleRNNCell", units, use_bias, dropout, recurrent_dropout, seed)
+    refuse_cell_activity_regularizer("SimpleRNNCell", activity_regularizer)
     act = lookup(_activations, "activation", activation, "SimpleRNNCell")
 
     def step(params, x_t, states, rec_masks):
@@ -312,24 +302,36 @@ def SimpleRNNCell(units, activation="tanh", use_bias=True, kernel_initializer="g
     return _keras_cell(spec, locals())
 
 
+@keras_layer
+@shared_args(CELL_HEADS["LSTM"], CELL_ARGS, IMPLEMENTATION_ARG)
 def LSTMCell(units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
              kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
              bias_initializer="zeros", unit_forget_bias=True, kernel_regularizer=None,
              recurrent_regularizer=None, bias_regularizer=None, kernel_constraint=None,
              recurrent_constraint=None, bias_constraint=None, dropout=0.0,
-             recurrent_dropout=0.0, seed=None, implementation=2) -> Cell:
+             recurrent_dropout=0.0, seed=None, implementation=2, *,
+             activity_regularizer=None) -> Cell:
     """The long short-term memory cell (Hochreiter & Schmidhuber, 1997), as Keras computes it.
 
     With ``z = x @ kernel + h @ recurrent_kernel + bias`` split into the gate blocks
     i, f, c~, o (Keras' order) and ``s = recurrent_activation``:
     ``c' = s(f) * c + s(i) * activation(c~)``, ``h' = s(o) * activation(c')``; the output is
-    ``h'``. `unit_forget_bias` initialises the f block of the bias to 1. `implementation`
-    (1 or 2) is Keras' performance hint: the numbers are the same; with 1 and `dropout`
-    each gate gets its own input dropout mask, as in Keras.
+    ``h'``.
+
+    Args:
+      {shared}
+      activity_regularizer: None only (a cell runs inside the RNN's loop; give the
+        regularizer to the RNN layer).
 
     Params: ``kernel`` (in, 4*units), ``recurrent_kernel`` (units, 4*units), ``bias``
-    (4*units,). Returns a `Cell` with ``state_size=(units, units)`` (h, c).
+    (4*units,). Returns a `Cell` with ``state_size=(units, units)`` (h, c), for `RNN`.
+
+    Input shape: one time step ``(batch, features)``. Output shape: ``(batch, units)``.
     """
+    units, use_bias, dropout, recurrent_dropout = check_cell_arguments(
+        "LSTMCell", units, use_bias, dropout, recurrent_dropout, seed, implementation,
+        unit_forget_bias=unit_forget_bias)
+    refuse_cell_activity_regularizer("LSTMCell", activity_regularizer)
     act = lookup(_activations, "activation", activation, "LSTMCell")
     rec_act = lookup(_activations, "recurrent_activation", recurrent_activation, "LSTMCell")
 
@@ -353,12 +355,14 @@ def LSTMCell(units, activation="tanh", recurrent_activation="sigmoid", use_bias=
     return _keras_cell(spec, locals())
 
 
+@keras_layer
+@shared_args(CELL_HEADS["GRU"], CELL_ARGS, IMPLEMENTATION_ARG)
 def GRUCell(units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
             kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
             bias_initializer="zeros", kernel_regularizer=None, recurrent_regularizer=None,
             bias_regularizer=None, kernel_constraint=None, recurrent_constraint=None,
             bias_constraint=None, dropout=0.0, recurrent_dropout=0.0, reset_after=True,
-            seed=None, implementation=2) -> Cell:
+            seed=None, implementation=2, *, activity_regularizer=None) -> Cell:
     """The gated recurrent unit cell (Cho et al., 2014), as Keras computes it.
 
     Gate blocks z (update), r (reset), h~ (candidate); ``s = recurrent_activation``,
@@ -367,13 +371,21 @@ def GRUCell(units, activation="tanh", recurrent_activation="sigmoid", use_bias=T
     ``h~ = activation(x W_h + b0_h + r * (h R_h + b1_h))`` and ``bias`` is (2, 3*units): row 0
     the input bias, row 1 the recurrent bias. Without it
     ``h~ = activation(x W_h + b_h + (r * h) R_h)`` and ``bias`` is (3*units,).
-    `implementation` (1 or 2) as for `LSTMCell`.
+
+    Args:
+      {shared}
+      activity_regularizer: None only (a cell runs inside the RNN's loop; give the
+        regularizer to the RNN layer).
 
     Params: ``kernel`` (in, 3*units), ``recurrent_kernel`` (units, 3*units), ``bias``.
-    Returns a `Cell` with ``state_size=(units,)``.
+    Returns a `Cell` with ``state_size=(units,)``, for `RNN`.
+
+    Input shape: one time step ``(batch, features)``. Output shape: ``(batch, units)``.
     """
-    if not isinstance(reset_after, bool):
-        raise ValueError(f"GRUCell: reset_after must be True or False, got {reset_after!r}")
+    units, use_bias, dropout, recurrent_dropout = check_cell_arguments(
+        "GRUCell", units, use_bias, dropout, recurrent_dropout, seed, implementation,
+        reset_after=reset_after)
+    refuse_cell_activity_regularizer("GRUCell", activity_regularizer)
     act = lookup(_activations, "activation", activation, "GRUCell")
     rec_act = lookup(_activations, "recurrent_activation", recurrent_activation, "GRUCell")
     shape = (2, 3 * units) if reset_after else (3 * units,)

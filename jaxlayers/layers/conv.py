@@ -23,11 +23,12 @@ from jax import lax
 
 from .weights import weight_hooks
 from ..core import Layer, ShapeError, describe
+from .args import boolean, keras_layer, positive_int
 from .checks import bias_add, cast_like
 from ..regularizers import with_activity_regularizer
 from .core import _activation, _initializer
 from .depthwise import grouped_conv
-from .spatial import (Layout, _is_int, all_window_padding, data_format as _data_format, int_tuple,
+from .spatial import (Layout, all_window_padding, data_format as _data_format, int_tuple,
                       padding_mode, window_outputs)
 
 _DEFAULTS = {"strides": 1, "padding": "valid", "data_format": "channels_last",
@@ -56,9 +57,7 @@ def _window_args(kind, rank, kernel_size, strides, padding, dilation_rate, causa
 
 
 def _positive(kind, value, arg):
-    if not _is_int(value) or value < 1:
-        raise ValueError(f"{kind}: {arg} must be a positive int, got {value!r}")
-    return int(value)
+    return positive_int(kind, arg, value)
 
 
 def _finish(init, apply, name, activity_regularizer, **rules):
@@ -84,6 +83,7 @@ def _conv(kind, rank, filters, kernel_size, strides=1, padding="valid", data_for
           bias_constraint=None) -> Layer:
     filters = _positive(kind, filters, "filters")
     groups = _positive(kind, groups, "groups")
+    use_bias = boolean(kind, "use_bias", use_bias)
     if filters % groups:
         raise ValueError(f"{kind}: filters={filters} must be divisible by groups={groups}")
     kernel, strides, mode, dilation = _window_args(kind, rank, kernel_size, strides, padding,
@@ -126,6 +126,7 @@ def _conv(kind, rank, filters, kernel_size, strides=1, padding="valid", data_for
                    bias=(bias_regularizer, bias_constraint))
 
 
+@keras_layer
 def Conv1D(filters, kernel_size, strides=1, padding="valid", data_format=None, dilation_rate=1,
            groups=1, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
            bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
@@ -163,6 +164,7 @@ def Conv1D(filters, kernel_size, strides=1, padding="valid", data_format=None, d
                  bias_constraint)
 
 
+@keras_layer
 def Conv2D(filters, kernel_size, strides=(1, 1), padding="valid", data_format=None,
            dilation_rate=(1, 1), groups=1, activation=None, use_bias=True,
            kernel_initializer="glorot_uniform", bias_initializer="zeros", kernel_regularizer=None,
@@ -201,6 +203,7 @@ def Conv2D(filters, kernel_size, strides=(1, 1), padding="valid", data_format=No
                  bias_constraint)
 
 
+@keras_layer
 def Conv3D(filters, kernel_size, strides=(1, 1, 1), padding="valid", data_format=None,
            dilation_rate=(1, 1, 1), groups=1, activation=None, use_bias=True,
            kernel_initializer="glorot_uniform", bias_initializer="zeros", kernel_regularizer=None,

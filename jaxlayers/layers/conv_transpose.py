@@ -8,6 +8,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from ..core import Layer, ShapeError
+from .args import boolean, keras_layer
 from .checks import cast_like
 from .conv import _bias_act, _finish, _name, _positive, _window_args
 from .core import _activation, _initializer
@@ -38,6 +39,7 @@ def _conv_transpose(kind, rank, filters, kernel_size, strides=1, padding="valid"
                     kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
                     kernel_constraint=None, bias_constraint=None) -> Layer:
     filters = _positive(kind, filters, "filters")
+    use_bias = boolean(kind, "use_bias", use_bias)
     kernel, strides, mode, dilation = _window_args(kind, rank, kernel_size, strides, padding,
                                                    dilation_rate)
     ops = None
@@ -91,6 +93,7 @@ def _conv_transpose(kind, rank, filters, kernel_size, strides=1, padding="valid"
                    bias=(bias_regularizer, bias_constraint))
 
 
+@keras_layer
 def Conv1DTranspose(filters, kernel_size, strides=1, padding="valid", output_padding=None,
                     data_format=None, dilation_rate=1, activation=None, use_bias=True,
                     kernel_initializer="glorot_uniform", bias_initializer="zeros",
@@ -131,6 +134,7 @@ def Conv1DTranspose(filters, kernel_size, strides=1, padding="valid", output_pad
                            bias_constraint)
 
 
+@keras_layer
 def Conv2DTranspose(filters, kernel_size, strides=(1, 1), padding="valid", output_padding=None,
                     data_format=None, dilation_rate=(1, 1), activation=None, use_bias=True,
                     kernel_initializer="glorot_uniform", bias_initializer="zeros",
@@ -171,6 +175,7 @@ def Conv2DTranspose(filters, kernel_size, strides=(1, 1), padding="valid", outpu
                            bias_constraint)
 
 
+@keras_layer
 def Conv3DTranspose(filters, kernel_size, strides=(1, 1, 1), padding="valid", output_padding=None,
                     data_format=None, dilation_rate=(1, 1, 1), activation=None, use_bias=True,
                     kernel_initializer="glorot_uniform", bias_initializer="zeros",

@@ -18,6 +18,7 @@ from ..core import Layer, Shape, ShapeError, as_shape, describe, is_free
 from .weights import weight_hooks
 from .checks import cast_like
 from ..regularizers import with_activity_regularizer
+from .args import ArgumentTypeError, keras_layer, refuse_lora, refuse_unless_default
 
 # The three equation forms Keras accepts ("0" stands for "..." after substitution).
 _FORMS = (("([a-zA-Z]+),([a-zA-Z]+)->([a-zA-Z]+)$", False),
@@ -122,10 +123,25 @@ def fan_initializer(name, identifier, input_axes, output_axes):
         raise ShapeError(str(e), name) from None
 
 
+def _partial_output_shape(output_shape) -> tuple:
+    """EinsumDense's `output_shape` (an int, or a sequence of positive ints and None) as a
+    tuple, or an ArgumentTypeError naming the argument."""
+    dims = (output_shape,) if isinstance(output_shape, int) else output_shape
+    if isinstance(dims, (list, tuple)) and all(
+            d is None or (isinstance(d, int) and not isinstance(d, bool) and d > 0)
+            for d in dims):
+        return tuple(dims)
+    raise ArgumentTypeError(f"EinsumDense: output_shape must be a positive int or a tuple of "
+                            f"positive ints and None, received {output_shape!r}")
+
+
+@keras_layer
 def EinsumDense(equation: str, output_shape, activation=None, bias_axes=None,
                 kernel_initializer="glorot_uniform", bias_initializer="zeros",
                 kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
-                kernel_constraint=None, bias_constraint=None) -> Layer:
+                kernel_constraint=None, bias_constraint=None, lora_rank=None,
+                lora_alpha=None, gptq_unpacked_column_size=None,
+                quantization_config=None) -> Layer:
     """A dense layer computing ``activation(einsum(equation, x, kernel) + bias)``.
 
     Args:
@@ -139,14 +155,27 @@ def EinsumDense(equation: str, output_shape, activation=None, bias_axes=None,
         the kernel's fan-in / fan-out axes, as in Keras.
       kernel_regularizer, bias_regularizer, activity_regularizer: regularizers.
       kernel_constraint, bias_constraint: constraints.
+      lora_rank, lora_alpha: None only (LoRA is not implemented; fine-tune with
+        `jl.freeze` instead).
+      gptq_unpacked_column_size, quantization_config: None only (weights are not
+        quantized).
 
     Params: ``kernel`` and, with `bias_axes`, ``bias``, shaped as Keras builds them.
 
     Input shape: batch first, of the rank the equation names. Output shape: the batch
     axis, then `output_shape` (free dims filled from the input).
     """
+    if not isinstance(equation, str):
+        raise ArgumentTypeError(f"EinsumDense: equation must be a string such as 'ab,bc->ac', "
+                                f"received {equation!r}")
     parse_equation(equation)
-    partial = (output_shape,) if isinstance(output_shape, int) else tuple(output_shape)
+    partial = _partial_output_shape(output_shape)
+    if bias_axes is not None and not isinstance(bias_axes, str):
+        raise ArgumentTypeError(f"EinsumDense: bias_axes must be None or a string of output "
+                                f"letters, received {bias_axes!r}")
+    refuse_lora("EinsumDense", lora_rank, lora_alpha, quantization_config)
+    refuse_unless_default("EinsumDense", "gptq_unpacked_column_size",
+                          gptq_unpacked_column_size, None, "weights are not quantized")
     name = describe("EinsumDense", equation, partial)
     try:
         act = _activations.get(activation)

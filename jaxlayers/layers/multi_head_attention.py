@@ -6,26 +6,37 @@ import math
 
 from ..core import Layer, Shape, ShapeError, describe
 from .weights import weight_hooks
+from .args import boolean, fraction, int_or_ints, keras_layer, positive_int
 from .attention import attention_layer, normalize_axes, projection_equation
+from .core import seed_arg
+from .einsum_dense import fan_initializer
 
 
-def _check_options(kind, dropout, flash_attention, sliding_window, activity_regularizer):
-    if not 0 <= dropout < 1:
-        raise ValueError(f"{kind}: dropout must be in [0, 1), got {dropout!r}")
-    if flash_attention not in (None, True, False):
-        raise ValueError(f"{kind}: flash_attention must be None, True or False, got "
-                         f"{flash_attention!r}")
-    if flash_attention and dropout > 0:
-        raise ValueError(f"{kind}: dropout={dropout} cannot be served with "
+def _check_options(kind, arguments) -> dict:
+    """`arguments` (a constructor's locals) with the options both attention layers share
+    checked and normalised; a clear error names the layer and the argument."""
+    out = dict(arguments)
+    out["dropout"] = fraction(kind, "dropout", arguments["dropout"], include_one=False)
+    for arg in ("use_bias", "use_gate", "use_causal_mask", "return_attention_scores"):
+        out[arg] = boolean(kind, arg, arguments[arg])
+    if arguments["flash_attention"] is not None:
+        out["flash_attention"] = boolean(kind, "flash_attention", arguments["flash_attention"])
+    if arguments["sliding_window"] is not None:
+        out["sliding_window"] = positive_int(kind, "sliding_window", arguments["sliding_window"])
+    out["seed"] = seed_arg(kind, arguments["seed"])
+    if out["flash_attention"] and out["dropout"] > 0:
+        raise ValueError(f"{kind}: dropout={out['dropout']} cannot be served with "
                          f"flash_attention=True; set dropout=0.0")
-    if sliding_window is not None and (not isinstance(sliding_window, int)
-                                       or sliding_window <= 0):
-        raise ValueError(f"{kind}: sliding_window must be None or a positive int, got "
-                         f"{sliding_window!r}")
-    if activity_regularizer is not None:
+    if arguments["activity_regularizer"] is not None:
         raise ValueError(f"{kind}: activity_regularizer is not supported (Keras applies it to "
                          f"every projection); regularize the output with "
                          f"ActivityRegularization instead")
+    for arg in ("kernel_initializer", "bias_initializer"):   # an unknown name fails here
+        try:
+            fan_initializer(kind, arguments[arg], [0], [0])
+        except ShapeError as e:
+            raise ValueError(f"{kind}: {arg}: {e.message}") from None
+    return out
 
 
 _SHARED = ("dropout", "seed", "flash_attention", "sliding_window", "use_causal_mask",
@@ -41,12 +52,14 @@ def _shared(name, arguments) -> dict:
     return {**{k: arguments[k] for k in _SHARED}, "hooks": hooks}
 
 
-def _positive(kind, **values):
-    for k, v in values.items():
-        if v is not None and (not isinstance(v, int) or v <= 0):
-            raise ValueError(f"{kind}: {k} must be a positive int, got {v!r}")
+def _dims(kind, arg, value):
+    """`value` (None, an int or a sequence of ints) as None or a tuple of ints."""
+    if value is None:
+        return None
+    return int_or_ints(kind, arg, value)
 
 
+@keras_layer
 def MultiHeadAttention(num_heads: int, key_dim: int, value_dim=None, dropout=0.0,
                        use_bias=True, output_shape=None, attention_axes=None,
                        sliding_window=None, flash_attention=None,
@@ -68,10 +81,16 @@ def MultiHeadAttention(num_heads: int, key_dim: int, value_dim=None, dropout=0.0
         batch and the features).
       sliding_window: a query step sees key steps with ``|t - s| < sliding_window``.
       flash_attention: None (jax picks), True (cuDNN), False (XLA) for the fast path.
-      kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer,
-      kernel_constraint, bias_constraint: for every projection.
+      kernel_initializer, bias_initializer: initializers of every projection;
+        variance-scaling ones use each kernel's fan-in / fan-out axes, as in Keras.
+      kernel_regularizer, bias_regularizer: weight penalties of every projection
+        (``layer.penalty``).
+      activity_regularizer: None only (Keras applies it to each projection's output;
+        regularize the attention output with `ActivityRegularization` instead).
+      kernel_constraint, bias_constraint: projections applied by ``layer.constrain``.
       use_gate: a sigmoid gate from the query multiplies the attention output.
-      seed: accepted for Keras; randomness comes from the rng key.
+      seed: None or a non-negative int, accepted for Keras; randomness comes from the
+        rng key.
       use_causal_mask, return_attention_scores: defaults of the apply keywords of the
         same names (so the layer works in `serial`).
 
@@ -88,15 +107,16 @@ def MultiHeadAttention(num_heads: int, key_dim: int, value_dim=None, dropout=0.0
     Output shape: ``(batch, T, output_shape or dim)``.
     """
     kind = "MultiHeadAttention"
-    arguments = dict(locals())
-    _positive(kind, num_heads=num_heads, key_dim=key_dim, value_dim=value_dim)
-    _check_options(kind, dropout, flash_attention, sliding_window, activity_regularizer)
-    value_dim = value_dim or key_dim
-    if isinstance(output_shape, int):
-        output_shape = (output_shape,)
-    output_shape = tuple(output_shape) if output_shape else None
-    if isinstance(attention_axes, int):
-        attention_axes = (attention_axes,)
+    num_heads = positive_int(kind, "num_heads", num_heads)
+    key_dim = positive_int(kind, "key_dim", key_dim)
+    value_dim = key_dim if value_dim is None else positive_int(kind, "value_dim", value_dim)
+    arguments = _check_options(kind, dict(locals()))
+    use_bias, use_gate = arguments["use_bias"], arguments["use_gate"]
+    output_shape = _dims(kind, "output_shape", output_shape)
+    if output_shape is not None and min(output_shape) < 1:
+        raise ValueError(f"{kind}: output_shape must hold positive ints, received "
+                         f"{output_shape!r}")
+    attention_axes = _dims(kind, "attention_axes", attention_axes)
     name = describe(kind, num_heads, key_dim)
     shared = _shared(name, arguments)
 
@@ -118,6 +138,7 @@ def MultiHeadAttention(num_heads: int, key_dim: int, value_dim=None, dropout=0.0
         scale=1.0 / math.sqrt(key_dim), **shared)
 
 
+@keras_layer
 def GroupedQueryAttention(head_dim: int, num_query_heads: int, num_key_value_heads: int,
                           dropout=0.0, use_bias=True, sliding_window=None,
                           flash_attention=None, kernel_initializer="glorot_uniform",
@@ -133,8 +154,12 @@ def GroupedQueryAttention(head_dim: int, num_query_heads: int, num_key_value_hea
       num_query_heads: number of query heads.
       num_key_value_heads: number of key/value heads; divides `num_query_heads`
         (query head i uses key/value head ``i // (num_query_heads // num_key_value_heads)``).
-      dropout, use_bias, sliding_window, flash_attention, initializers, regularizers,
-      constraints, use_gate, seed, use_causal_mask, return_attention_scores: as in
+      dropout, use_bias, sliding_window, flash_attention: as in `MultiHeadAttention`.
+      kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer,
+        kernel_constraint, bias_constraint: as in `MultiHeadAttention`, for every
+        projection.
+      activity_regularizer: None only, as in `MultiHeadAttention`.
+      use_gate, seed, use_causal_mask, return_attention_scores: as in
         `MultiHeadAttention`.
 
     Called as `MultiHeadAttention`. Params: ``query`` kernel (dim, query_heads,
@@ -145,13 +170,14 @@ def GroupedQueryAttention(head_dim: int, num_query_heads: int, num_key_value_hea
     ``(batch, T, dim)`` (the query's).
     """
     kind = "GroupedQueryAttention"
-    arguments = dict(locals())
-    _positive(kind, head_dim=head_dim, num_query_heads=num_query_heads,
-              num_key_value_heads=num_key_value_heads)
+    head_dim = positive_int(kind, "head_dim", head_dim)
+    num_query_heads = positive_int(kind, "num_query_heads", num_query_heads)
+    num_key_value_heads = positive_int(kind, "num_key_value_heads", num_key_value_heads)
+    arguments = _check_options(kind, dict(locals()))
+    use_bias, use_gate = arguments["use_bias"], arguments["use_gate"]
     if num_query_heads % num_key_value_heads:
         raise ValueError(f"{kind}: num_query_heads ({num_query_heads}) must be a multiple of "
                          f"num_key_value_heads ({num_key_value_heads})")
-    _check_options(kind, dropout, flash_attention, sliding_window, activity_regularizer)
     name = describe(kind, head_dim, num_query_heads, num_key_value_heads)
     shared = _shared(name, arguments)
 

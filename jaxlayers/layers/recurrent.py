@@ -16,8 +16,10 @@ from jax import lax
 from ..core import Layer, Shape, ShapeError, as_shape, is_free, makes_mask
 from .checks import check_rank, need_rng
 from ..regularizers import with_activity_regularizer
-from .cells import (Cell, GRUCell, LSTMCell, SimpleRNNCell, check_implementation, check_units,
-                    repeated_state)
+from .args import boolean, keras_layer
+from .cells import Cell, GRUCell, LSTMCell, SimpleRNNCell, repeated_state
+from .rnn_args import (CELL_ARGS, CELL_HEADS, CUDNN_ARG, IMPLEMENTATION_ARG, LAYER_ARGS,
+                       check_cell_arguments, check_cudnn, shared_args)
 from .stacked_cells import StackedRNNCells
 
 __all__ = ["Cell", "GRU", "GRUCell", "LSTM", "LSTMCell", "RNN", "SimpleRNN", "SimpleRNNCell",
@@ -101,14 +103,10 @@ def _check_cell(cell, params, n_in, name):
 def _rnn_layer(cell, *, name, return_sequences, return_state, go_backwards, stateful, unroll,
                zero_output_for_mask, activity_regularizer) -> Layer:
     """The layer behind `RNN`, `SimpleRNN`, `LSTM` and `GRU`, shown as `name`."""
-    for arg, value in dict(return_sequences=return_sequences, return_state=return_state,
-                           go_backwards=go_backwards, stateful=stateful, unroll=unroll,
-                           zero_output_for_mask=zero_output_for_mask).items():
-        if not isinstance(value, bool):
-            raise ValueError(f"{name}: {arg} must be True or False, got {value!r}")
-    flags = [k for k, v in dict(return_sequences=return_sequences, return_state=return_state,
-                                go_backwards=go_backwards, stateful=stateful, unroll=unroll,
-                                zero_output_for_mask=zero_output_for_mask).items() if v]
+    given = dict(return_sequences=return_sequences, return_state=return_state,
+                 go_backwards=go_backwards, stateful=stateful, unroll=unroll,
+                 zero_output_for_mask=zero_output_for_mask)
+    flags = [arg for arg, value in given.items() if boolean(name, arg, value)]
     if flags:
         name = name[:-1] + ", " + ", ".join(f"{k}=True" for k in flags) + ")"
     zeros = lambda batch, dtype: jax.tree_util.tree_map(lambda s: jnp.zeros((batch, s), dtype),
@@ -213,6 +211,8 @@ def _rnn_layer(cell, *, name, return_sequences, return_state, go_backwards, stat
     return with_activity_regularizer(layer, activity_regularizer)
 
 
+@keras_layer
+@shared_args(LAYER_ARGS)
 def RNN(cell, return_sequences=False, return_state=False, go_backwards=False, stateful=False,
         unroll=False, zero_output_for_mask=False, activity_regularizer=None) -> Layer:
     """Run a `Cell` (built-in or user-written), or a list of them, over the time axis.
@@ -221,17 +221,7 @@ def RNN(cell, return_sequences=False, return_state=False, go_backwards=False, st
       cell: a `Cell`, e.g. ``LSTMCell(32)`` or one you write (see docs/recurrent.md), or a
         list of cells, run as `StackedRNNCells` (Keras' layout: params a tuple per cell,
         states one entry per cell).
-      return_sequences: return the output of every step, not only the last.
-      return_state: also return the final states: ``(output, *states)``.
-      go_backwards: process the sequence in reverse; a returned sequence is in
-        processing (reversed) order, as in Keras.
-      stateful: keep the last states between calls in the layer's state (the layer is
-        stateful: ``init -> (shape, params, state)``, ``apply(params, state, x) -> (y,
-        state)``, in training and inference alike, as Keras); needs a fixed batch size.
-        `reset_states(state)` zeroes them.
-      unroll: unroll the loop (`lax.scan` with ``unroll=True``).
-      zero_output_for_mask: masked steps output zeros instead of the previous output.
-      activity_regularizer: Keras' activity regularizer (makes the layer stateful).
+      {shared}
 
     ``apply(params, x, *, rng=None, train=False, mask=None, initial_state=None)``:
     `mask` is a boolean (batch, time) array (True = a real step; a masked step keeps the
@@ -254,11 +244,6 @@ def RNN(cell, return_sequences=False, return_state=False, go_backwards=False, st
                       activity_regularizer=activity_regularizer)
 
 
-def _check_cudnn(kind, use_cudnn):
-    if use_cudnn not in ("auto", True, False):
-        raise ValueError(f"{kind}: use_cudnn must be 'auto', True or False, got {use_cudnn!r}")
-
-
 def reset_states(state):
     """`state` (a whole model's) with the kept states of every stateful RNN in it set to zeros.
 
@@ -277,6 +262,8 @@ def _named(kind, cell, **layer_args):
     return _rnn_layer(cell, name=kind + cell.name[cell.name.index("("):], **layer_args)
 
 
+@keras_layer
+@shared_args(CELL_HEADS["SimpleRNN"], CELL_ARGS, LAYER_ARGS)
 def SimpleRNN(units, activation="tanh", use_bias=True, kernel_initializer="glorot_uniform",
               recurrent_initializer="orthogonal", bias_initializer="zeros",
               kernel_regularizer=None, recurrent_regularizer=None, bias_regularizer=None,
@@ -286,11 +273,15 @@ def SimpleRNN(units, activation="tanh", use_bias=True, kernel_initializer="gloro
               seed=None, zero_output_for_mask=False) -> Layer:
     """A fully connected RNN: ``RNN(SimpleRNNCell(...))`` (see `SimpleRNNCell`, `RNN`).
 
+    Args:
+      {shared}
+
     Params: ``kernel`` (in, units), ``recurrent_kernel`` (units, units), ``bias`` (units,).
+
     Input shape: ``(batch, time, features)``. Output shape: ``(batch, units)``, or
     ``(batch, time, units)`` with return_sequences; with return_state ``(output, h)``.
     """
-    check_units("SimpleRNN", units)
+    check_cell_arguments("SimpleRNN", units, use_bias, dropout, recurrent_dropout, seed)
     cell = SimpleRNNCell(units, activation, use_bias, kernel_initializer, recurrent_initializer,
                          bias_initializer, kernel_regularizer, recurrent_regularizer,
                          bias_regularizer, kernel_constraint, recurrent_constraint,
@@ -301,6 +292,9 @@ def SimpleRNN(units, activation="tanh", use_bias=True, kernel_initializer="gloro
                   activity_regularizer=activity_regularizer)
 
 
+@keras_layer
+@shared_args(CELL_HEADS["LSTM"], CELL_ARGS, LAYER_ARGS, IMPLEMENTATION_ARG,
+             CUDNN_ARG)
 def LSTM(units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
          kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
          bias_initializer="zeros", unit_forget_bias=True, kernel_regularizer=None,
@@ -311,17 +305,18 @@ def LSTM(units, activation="tanh", recurrent_activation="sigmoid", use_bias=True
          zero_output_for_mask=False, implementation=2) -> Layer:
     """Long short-term memory: ``RNN(LSTMCell(...))`` (see `LSTMCell`, `RNN`).
 
+    Args:
+      {shared}
+
     Params: ``kernel`` (in, 4*units), ``recurrent_kernel`` (units, 4*units), ``bias``
-    (4*units,), gate blocks i, f, c, o. `use_cudnn`, `implementation` and `seed` are Keras'
-    hints, accepted and checked; the numbers do not depend on them (XLA compiles the loop;
-    randomness comes from `rng`).
+    (4*units,), gate blocks i, f, c, o.
 
     Input shape: ``(batch, time, features)``. Output shape: ``(batch, units)``, or
     ``(batch, time, units)`` with return_sequences; with return_state ``(output, h, c)``.
     """
-    check_units("LSTM", units)
-    _check_cudnn("LSTM", use_cudnn)
-    check_implementation("LSTM", implementation)
+    check_cell_arguments("LSTM", units, use_bias, dropout, recurrent_dropout, seed,
+                         implementation, unit_forget_bias=unit_forget_bias)
+    check_cudnn("LSTM", use_cudnn)
     cell = LSTMCell(units, activation, recurrent_activation, use_bias, kernel_initializer,
                     recurrent_initializer, bias_initializer, unit_forget_bias,
                     kernel_regularizer, recurrent_regularizer, bias_regularizer,
@@ -333,6 +328,9 @@ def LSTM(units, activation="tanh", recurrent_activation="sigmoid", use_bias=True
                   activity_regularizer=activity_regularizer)
 
 
+@keras_layer
+@shared_args(CELL_HEADS["GRU"], CELL_ARGS, LAYER_ARGS, IMPLEMENTATION_ARG,
+             CUDNN_ARG)
 def GRU(units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
         kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
         bias_initializer="zeros", kernel_regularizer=None, recurrent_regularizer=None,
@@ -343,16 +341,18 @@ def GRU(units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
         zero_output_for_mask=False, implementation=2) -> Layer:
     """Gated recurrent unit: ``RNN(GRUCell(...))`` (see `GRUCell`, `RNN`).
 
+    Args:
+      {shared}
+
     Params: ``kernel`` (in, 3*units), ``recurrent_kernel`` (units, 3*units), ``bias``
     (2, 3*units) with `reset_after` (default) or (3*units,) without; gate blocks z, r, h.
-    `use_cudnn`, `implementation` and `seed` as for `LSTM`.
 
     Input shape: ``(batch, time, features)``. Output shape: ``(batch, units)``, or
     ``(batch, time, units)`` with return_sequences; with return_state ``(output, h)``.
     """
-    check_units("GRU", units)
-    _check_cudnn("GRU", use_cudnn)
-    check_implementation("GRU", implementation)
+    check_cell_arguments("GRU", units, use_bias, dropout, recurrent_dropout, seed,
+                         implementation, reset_after=reset_after)
+    check_cudnn("GRU", use_cudnn)
     cell = GRUCell(units, activation, recurrent_activation, use_bias, kernel_initializer,
                    recurrent_initializer, bias_initializer, kernel_regularizer,
                    recurrent_regularizer, bias_regularizer, kernel_constraint,

@@ -8,7 +8,9 @@ import jax.numpy as jnp
 from ..core import makes_mask
 from ..core import Layer, Shape, ShapeError, as_shape, describe
 from .checks import need_rng
+from .args import boolean, fraction, keras_layer, one_of
 from .attention import causal_mask
+from .core import seed_arg
 
 
 def _inputs(name, x):
@@ -30,12 +32,20 @@ def _masks(name, mask):
     return mask[0], mask[1]
 
 
+def _check_options(kind, use_scale, dropout, seed, use_causal_mask, return_attention_scores):
+    """``(use_scale, dropout, use_causal_mask, return_attention_scores)`` checked (errors name
+    `kind` and the argument); `seed` is checked and dropped (keys come from `rng`)."""
+    seed_arg(kind, seed)
+    return (boolean(kind, "use_scale", use_scale),
+            fraction(kind, "dropout", dropout, include_one=False),
+            boolean(kind, "use_causal_mask", use_causal_mask),
+            boolean(kind, "return_attention_scores", return_attention_scores))
+
+
 def _score_attention(kind, name, make_params, scores_fn, dropout, use_causal_mask,
                      return_attention_scores):
     """A Keras `Attention`-style layer: `scores_fn(params, query, key)` -> (B, Tq, Tv),
     then masking, softmax, dropout on the weights, and the weighted sum of the values."""
-    if not 0 <= dropout < 1:
-        raise ValueError(f"{kind}: dropout must be in [0, 1), got {dropout!r}")
 
     def init(key, input_shape):
         shapes = as_shape(input_shape)
@@ -84,6 +94,7 @@ def _score_attention(kind, name, make_params, scores_fn, dropout, use_causal_mas
     return Layer(init, apply, name=name, masking=makes_mask(mask_fn, takes=True))
 
 
+@keras_layer
 def Attention(use_scale=False, score_mode="dot", dropout=0.0, seed=None,
               use_causal_mask=False, return_attention_scores=False) -> Layer:
     """Dot-product attention (Luong): ``softmax(score(query, key)) @ value``.
@@ -93,7 +104,8 @@ def Attention(use_scale=False, score_mode="dot", dropout=0.0, seed=None,
       score_mode: ``"dot"`` (``query @ key^T``) or ``"concat"``
         (``concat_score_weight * sum(tanh(scale * (query + key)))``).
       dropout: dropout rate on the attention weights (``train=True`` and an rng).
-      seed: accepted for Keras; randomness comes from the rng key.
+      seed: None or a non-negative int, accepted for Keras; randomness comes from the
+        rng key.
       use_causal_mask, return_attention_scores: defaults of the apply keywords.
 
     ``apply(params, (query, value[, key]), *, mask=(query_mask, value_mask), ...)``:
@@ -105,9 +117,9 @@ def Attention(use_scale=False, score_mode="dot", dropout=0.0, seed=None,
     Input shape: query ``(batch, Tq, dim)``, value ``(batch, Tv, dim_v)``, key
     ``(batch, Tv, dim)``. Output shape: ``(batch, Tq, dim_v)``.
     """
-    if score_mode not in ("dot", "concat"):
-        raise ValueError(f"Attention: score_mode must be 'dot' or 'concat', got {score_mode!r}")
-    del seed
+    use_scale, dropout, use_causal_mask, return_attention_scores = _check_options(
+        "Attention", use_scale, dropout, seed, use_causal_mask, return_attention_scores)
+    one_of("Attention", "score_mode", score_mode, ("dot", "concat"))
     name = describe("Attention", **({"score_mode": score_mode} if score_mode != "dot" else {}))
 
     def make_params(key, q_shape):
@@ -131,6 +143,7 @@ def Attention(use_scale=False, score_mode="dot", dropout=0.0, seed=None,
                             use_causal_mask, return_attention_scores)
 
 
+@keras_layer
 def AdditiveAttention(use_scale=True, dropout=0.0, seed=None, use_causal_mask=False,
                       return_attention_scores=False) -> Layer:
     """Additive attention (Bahdanau): scores ``sum(scale * tanh(query + key), -1)``.
@@ -144,7 +157,9 @@ def AdditiveAttention(use_scale=True, dropout=0.0, seed=None, use_causal_mask=Fa
     Input shape: query ``(batch, Tq, dim)``, value ``(batch, Tv, dim_v)``, key
     ``(batch, Tv, dim)``. Output shape: ``(batch, Tq, dim_v)``.
     """
-    del seed
+    use_scale, dropout, use_causal_mask, return_attention_scores = _check_options(
+        "AdditiveAttention", use_scale, dropout, seed, use_causal_mask,
+        return_attention_scores)
     name = "AdditiveAttention()" if use_scale else "AdditiveAttention(use_scale=False)"
 
     def make_params(key, q_shape):

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from ..core import Layer
+from .args import boolean, keras_layer
 from .checks import cast_like
 from .conv import _bias_act, _finish, _name, _positive, _window_args
 from .core import _activation, _initializer
@@ -31,6 +32,7 @@ def _depthwise(kind, rank, kernel_size, strides=1, padding="valid", depth_multip
                depthwise_regularizer=None, bias_regularizer=None, activity_regularizer=None,
                depthwise_constraint=None, bias_constraint=None) -> Layer:
     dm = _positive(kind, depth_multiplier, "depth_multiplier")
+    use_bias = boolean(kind, "use_bias", use_bias)
     kernel, strides, mode, dilation = _window_args(kind, rank, kernel_size, strides, padding,
                                                    dilation_rate)
     layout = Layout(rank, _data_format(kind, data_format))
@@ -62,6 +64,7 @@ def _depthwise(kind, rank, kernel_size, strides=1, padding="valid", depth_multip
                    bias=(bias_regularizer, bias_constraint))
 
 
+@keras_layer
 def DepthwiseConv1D(kernel_size, strides=1, padding="valid", depth_multiplier=1,
                     data_format=None, dilation_rate=1, activation=None, use_bias=True,
                     depthwise_initializer="glorot_uniform", bias_initializer="zeros",
@@ -98,6 +101,7 @@ def DepthwiseConv1D(kernel_size, strides=1, padding="valid", depth_multiplier=1,
                       activity_regularizer, depthwise_constraint, bias_constraint)
 
 
+@keras_layer
 def DepthwiseConv2D(kernel_size, strides=(1, 1), padding="valid", depth_multiplier=1,
                     data_format=None, dilation_rate=(1, 1), activation=None, use_bias=True,
                     depthwise_initializer="glorot_uniform", bias_initializer="zeros",
@@ -145,6 +149,7 @@ def _separable(kind, rank, filters, kernel_size, strides=1, padding="valid", dat
                pointwise_constraint=None, bias_constraint=None) -> Layer:
     filters = _positive(kind, filters, "filters")
     dm = _positive(kind, depth_multiplier, "depth_multiplier")
+    use_bias = boolean(kind, "use_bias", use_bias)
     kernel, strides, mode, dilation = _window_args(kind, rank, kernel_size, strides, padding,
                                                    dilation_rate)
     layout = Layout(rank, _data_format(kind, data_format))
@@ -183,6 +188,7 @@ def _separable(kind, rank, filters, kernel_size, strides=1, padding="valid", dat
                    bias=(bias_regularizer, bias_constraint))
 
 
+@keras_layer
 def SeparableConv1D(filters, kernel_size, strides=1, padding="valid", data_format=None,
                     dilation_rate=1, depth_multiplier=1, activation=None, use_bias=True,
                     depthwise_initializer="glorot_uniform", pointwise_initializer="glorot_uniform",
@@ -226,6 +232,7 @@ def SeparableConv1D(filters, kernel_size, strides=1, padding="valid", data_forma
                       bias_constraint)
 
 
+@keras_layer
 def SeparableConv2D(filters, kernel_size, strides=(1, 1), padding="valid", data_format=None,
                     dilation_rate=(1, 1), depth_multiplier=1, activation=None, use_bias=True,
                     depthwise_initializer="glorot_uniform", pointwise_initializer="glorot_uniform",

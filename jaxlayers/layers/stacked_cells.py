@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import jax
 
+from .args import keras_layer
 from .cells import Cell, identity_project
+from .rnn_args import refuse_cell_activity_regularizer
 
 
-def StackedRNNCells(cells) -> Cell:
+@keras_layer
+def StackedRNNCells(cells, *, activity_regularizer=None) -> Cell:
     """Several cells run as one: at each step cell ``i + 1`` gets cell ``i``'s output.
 
     Args:
       cells: a non-empty list of `Cell` (built-in or your own).
+      activity_regularizer: None only (a cell runs inside the RNN's loop; give the
+        regularizer to the RNN layer).
 
     `RNN([cell, cell])` builds this. As in Keras (for its built-in cells), the states are
     one tuple per cell: ``((h1, c1), (h2,))`` for an LSTMCell then a GRUCell; a masked step
@@ -20,8 +25,12 @@ def StackedRNNCells(cells) -> Cell:
     `project`.
 
     Params: a tuple with each cell's params (Keras' weight order: cell by cell).
-    Returns a `Cell` whose output is the last cell's.
+    Returns a `Cell` whose output is the last cell's, for `RNN`.
+
+    Input shape: one time step ``(batch, features)``. Output shape: the last cell's,
+    ``(batch, output_size)``.
     """
+    refuse_cell_activity_regularizer("StackedRNNCells", activity_regularizer)
     if not isinstance(cells, (list, tuple)) or not cells:
         raise ValueError(f"StackedRNNCells: cells must be a non-empty list of Cells, got "
                          f"{cells!r}")

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 
 from ..core import MaskRule, makes_mask
 from ..core import Layer, Shape, ShapeError, as_layer, as_shape, stateful_init
+from .args import ArgumentTypeError, keras_layer, one_of, refuse_unless_default
 from .checks import check_rank
 
 
@@ -36,6 +37,15 @@ _MERGES = {
 }
 
 
+def _wrapped(kind, arg, layer, expected) -> Layer:
+    """`layer` as a Layer, or an ArgumentTypeError naming `kind`, `arg` and `expected`."""
+    try:
+        return as_layer(layer)
+    except TypeError:
+        raise ArgumentTypeError(f"{kind}: {arg} must be {expected}, received {layer!r}") from None
+
+
+@keras_layer
 def Bidirectional(layer, merge_mode="concat", weights=None, backward_layer=None) -> Layer:
     """Run a recurrent layer forward and backward over time and merge the two outputs.
 
@@ -48,7 +58,7 @@ def Bidirectional(layer, merge_mode="concat", weights=None, backward_layer=None)
       layer: a recurrent layer (`LSTM`, `GRU`, `SimpleRNN`, `RNN`).
       merge_mode: ``"concat"`` (forward first), ``"sum"``, ``"mul"``, ``"ave"`` or None
         (a tuple ``(forward, backward)``).
-      weights: not supported (copy arrays into the params instead).
+      weights: None only (initial weights: copy arrays into the params instead).
       backward_layer: an optional separate layer for the backward direction, built with
         ``go_backwards=True`` as Keras requires; it gets the sequence as is.
 
@@ -59,13 +69,13 @@ def Bidirectional(layer, merge_mode="concat", weights=None, backward_layer=None)
     Input shape: ``(batch, time, features)``. Output shape: the layer's, with the last axis
     doubled for ``"concat"``.
     """
-    if merge_mode not in ("concat", "sum", "mul", "ave", None):
-        raise ValueError(f"Bidirectional: merge_mode must be one of 'concat', 'sum', 'mul', "
-                         f"'ave' or None, got {merge_mode!r}")
-    if weights is not None:
-        raise ValueError("Bidirectional: weights= is not supported; set the params instead")
-    fwd = as_layer(layer)
-    bwd = fwd if backward_layer is None else as_layer(backward_layer)
+    one_of("Bidirectional", "merge_mode", merge_mode, ("concat", "sum", "mul", "ave", None))
+    refuse_unless_default("Bidirectional", "weights", weights, None,
+                          "params are a pytree returned by init: set its arrays instead")
+    recurrent = "a recurrent layer (LSTM, GRU, SimpleRNN or RNN)"
+    fwd = _wrapped("Bidirectional", "layer", layer, recurrent)
+    bwd = fwd if backward_layer is None else _wrapped("Bidirectional", "backward_layer",
+                                                      backward_layer, recurrent)
     # The copy of `layer` runs on the reversed sequence; a given backward_layer reverses it
     # itself (Keras requires it to have go_backwards=True).
     flip_input = backward_layer is None
@@ -163,6 +173,7 @@ def Bidirectional(layer, merge_mode="concat", weights=None, backward_layer=None)
                  masking=makes_mask(mask_fn, takes=True))
 
 
+@keras_layer
 def TimeDistributed(layer) -> Layer:
     """Apply `layer` to every time step (axis 1) independently, with the same params.
 
@@ -174,10 +185,15 @@ def TimeDistributed(layer) -> Layer:
     features)), it is folded the same way and handed to it, as Keras hands each step its
     slice of the mask.
 
+    Args:
+      layer: the layer applied to each step: a Layer, an ``(init, apply)`` pair or a
+        function.
+
     Params: the layer's. Input shape: ``(batch, time, *inner)``. Output shape:
     ``(batch, time, *inner_output)``.
     """
-    inner = as_layer(layer)
+    inner = _wrapped("TimeDistributed", "layer", layer,
+                     "a Layer, an (init, apply) pair or a function")
     name = f"TimeDistributed({inner.name})"
 
     def init_s(key, input_shape):
