@@ -29,6 +29,7 @@ from jax import lax
 from jax.scipy.special import erfc as _erfc
 
 from .core import Layer
+from .lookup import by_name
 
 __all__ = [
     "celu", "elu", "exponential", "gelu", "glu", "hard_shrink", "hard_sigmoid", "hard_silu",
@@ -374,12 +375,7 @@ def get(identifier):
     if isinstance(identifier, Layer):
         return _layer_function(identifier)
     if isinstance(identifier, str):
-        try:
-            return ALL[identifier]
-        except KeyError:
-            raise ValueError(
-                f"Unknown activation {identifier!r}. Valid names: {', '.join(names())}."
-            ) from None
+        return by_name(identifier, ALL, "activation")
     if callable(identifier):
         return identifier
     raise ValueError(

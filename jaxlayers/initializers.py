@@ -31,6 +31,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .lookup import by_name
+
 __all__ = [
     "Constant", "constant", "Zeros", "zeros", "Ones", "ones", "Identity", "identity",
     "RandomNormal", "random_normal", "RandomUniform", "random_uniform",
@@ -328,10 +330,6 @@ def names():
     return tuple(sorted(ALL))
 
 
-def _unknown(identifier):
-    return ValueError(f"Unknown initializer {identifier!r}. Valid names: {', '.join(names())}.")
-
-
 def get(identifier):
     """Returns the initializer `(key, shape, dtype) -> array` for `identifier`.
 
@@ -351,19 +349,14 @@ def get(identifier):
             f"(key, shape, dtype). Valid names: {', '.join(names())}."
         )
     if isinstance(identifier, str):
-        if identifier not in ALL:
-            raise _unknown(identifier)
-        return ALL[identifier]()
+        return by_name(identifier, ALL, "initializer")()
     if isinstance(identifier, dict):
         if "class_name" not in identifier:
             raise ValueError(
                 f"Initializer config dict needs a 'class_name' key; got {identifier!r}."
             )
-        name = identifier["class_name"]
-        if name not in ALL:
-            raise _unknown(name)
         config = dict(identifier.get("config") or {})
-        return ALL[name](**config)
+        return by_name(identifier["class_name"], ALL, "initializer")(**config)
     if isinstance(identifier, (np.ndarray, np.generic, jax.Array)):
         value = identifier
 

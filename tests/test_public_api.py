@@ -182,5 +182,5 @@ def test_activity_regularizer_on_any_layer_reports_keras_penalty():
     keras_layer(x)
     np.testing.assert_allclose(jl.activity_loss(state), float(keras_layer.losses[0]), rtol=1e-6)
     np.testing.assert_allclose(jl.activity_loss(state), 0.1 * np.sum(x ** 2) / 2, rtol=1e-6)
-    with pytest.raises(ValueError, match="Flatten: activity_regularizer: unknown regularizer"):
+    with pytest.raises(ValueError, match="Flatten: activity_regularizer: Unknown regularizer"):
         jl.Flatten(activity_regularizer="l3")

@@ -86,9 +86,9 @@ def test_lookup_by_name_object_class_and_errors():
     assert C.get("MaxNorm") == C.MaxNorm() and C.get(C.NonNeg) == C.NonNeg()
     fn = lambda w: jnp.sum(w)  # noqa: E731
     assert R.get(fn) is fn
-    with pytest.raises(ValueError, match="unknown regularizer 'l3'.*l1, l1_l2"):
+    with pytest.raises(ValueError, match="Unknown regularizer 'l3'.*l1, l1_l2"):
         R.get("l3")
-    with pytest.raises(ValueError, match="unknown constraint 'max'.*max_norm"):
+    with pytest.raises(ValueError, match="Unknown constraint 'max'.*max_norm"):
         C.get("max")
     with pytest.raises(ValueError, match="L1.*l1.*non-negative"):
         R.L1(-0.1)
@@ -101,9 +101,9 @@ def test_lookup_by_name_object_class_and_errors():
     with pytest.raises(ValueError, match="OrthogonalRegularizer.*rank-2"):
         R.OrthogonalRegularizer()(jnp.ones((2, 2, 2)))
     assert R.L1L2(l1=None, l2=0.1) == R.L1L2(0.0, 0.1)  # Keras reads None as 0
-    with pytest.raises(jl.ShapeError, match=r"Dense\(2\).*kernel.*unknown regularizer"):
+    with pytest.raises(jl.ShapeError, match=r"Dense\(2\).*kernel.*Unknown regularizer"):
         jl.Dense(2, kernel_regularizer="l3")
-    with pytest.raises(jl.ShapeError, match=r"Dense\(2\).*bias.*unknown constraint"):
+    with pytest.raises(jl.ShapeError, match=r"Dense\(2\).*bias.*Unknown constraint"):
         jl.Dense(2, bias_constraint="positive")
 
 
