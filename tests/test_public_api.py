@@ -101,9 +101,10 @@ REQUIRED = {"units": 2, "rate": 0.5, "activation": "relu", "function": jnp.tanh,
             "height": 2, "width": 2, "factor": 0.1, "height_factor": 0.1, "width_factor": 0.1,
             "sequence_length": 4, "intermediate_dim": 4, "num_heads": 2, "output_size": 2,
             "filters": 2, "kernel_size": 2, "layer": jl.Dense(2)}
-# Keyword arguments a constructor needs although Keras gives them a default None.
+# Keyword arguments a constructor needs (Keras defaults them to None, or the REQUIRED value
+# does not fit: RandomPosterization keeps 1 to 8 bits).
 NEEDED = {"CategoryEncoding": {"num_tokens": 3}, "Discretization": {"bin_boundaries": [0.0]},
-          "IntegerLookup": {"vocabulary": [1, 2]}}
+          "IntegerLookup": {"vocabulary": [1, 2]}, "RandomPosterization": {"factor": 4}}
 
 
 def build(kind, **kwargs):
