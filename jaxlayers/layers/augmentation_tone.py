@@ -10,7 +10,7 @@ import jax.numpy as jnp
 
 from ..core import Layer, describe
 from .args import ArgumentTypeError, keras_layer, number
-from .augmentation import coin_flips, factor_range, image_layer, value_range_arg
+from .augmentation import factor_range, image_layer, value_range_arg
 
 __all__ = ["RandomGrayscale", "RandomSaturation", "RandomHue", "Solarization",
            "RandomPosterization", "rgb_to_grayscale", "rgb_to_hsv", "hsv_to_rgb",
