@@ -81,9 +81,12 @@ from .layers.reshaping import (Cropping1D, Cropping2D, Cropping3D, Flatten, Perm
 from .layers.preprocessing import Normalization, Rescaling, adapt
 from .layers.encoding import CategoryEncoding, Discretization, IntegerLookup
 from .layers.augmentation_geometry import (CenterCrop, RandomCrop, RandomFlip, RandomRotation,
-                                           RandomTranslation, RandomZoom, Resizing)
+                                           RandomShear, RandomTranslation, RandomZoom, Resizing)
 from .layers.augmentation_color import (AutoContrast, RandomBrightness, RandomContrast,
                                         RandomInvert)
+from .layers.augmentation_tone import (RandomGrayscale, RandomHue, RandomPosterization,
+                                       RandomSaturation, Solarization)
+from .layers.augmentation_filter import RandomErasing, RandomGaussianBlur, RandomSharpness
 
 # Weight regularizers, constraints and initializers (modules), and their model-level helpers.
 from . import activations, constraints, initializers, regularizers
@@ -160,7 +163,9 @@ __all__ = [
     "Rescaling", "Normalization", "CategoryEncoding", "Discretization", "IntegerLookup",
     "adapt", "Resizing", "CenterCrop", "RandomCrop", "RandomFlip", "RandomRotation",
     "RandomZoom", "RandomTranslation", "RandomContrast", "RandomBrightness", "RandomInvert",
-    "AutoContrast",
+    "AutoContrast", "RandomGrayscale", "RandomSaturation", "RandomHue", "Solarization",
+    "RandomPosterization", "RandomSharpness", "RandomErasing", "RandomGaussianBlur",
+    "RandomShear",
     # weights
     "activations", "initializers", "regularizers", "constraints", "constrain_updates",
     "activity_loss",

@@ -12,7 +12,10 @@ import pytest
 from keras.src.utils.image_utils import smart_resize
 
 import jaxlayers as jl
+from jaxlayers.layers import augmentation_filter as AF
+from jaxlayers.layers import augmentation_tone as AT
 from jaxlayers.layers.augmentation_color import adjust_brightness, adjust_contrast
+from jaxlayers.layers.augmentation_geometry import affine_transform
 from tests.keras_ref import normal
 
 KEY = jax.random.key(0)
@@ -28,7 +31,7 @@ def run(layer, x, rng=None, train=False):
     return np.asarray(layer.apply(params, x, rng=rng, train=train))
 
 
-def batch_of_draws(layer, x, n):
+def batch_of_draws(layer, x, n=400):
     """`n` training outputs of `layer` on the single image `x`, one key each, under jit and
     vmap: (n, h, w, c)."""
     _, params = layer.init(KEY, (None,) + x.shape[1:])
@@ -216,3 +219,180 @@ def test_auto_contrast_matches_keras(value_range):
     got = run(jl.AutoContrast(value_range), x)
     np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-4 * value_range[1])
     np.testing.assert_allclose(run(jl.AutoContrast(value_range), x, train=True), got)
+
+
+RGB = np.random.default_rng(5).uniform(0, 255, (2, 6, 5, 3)).astype(np.float32)
+PICK = np.array([True, False])
+
+
+def keras_transform(layer, x, transformation):
+    with jax.numpy_rank_promotion("allow"):
+        return np.asarray(layer.transform_images(x, transformation))
+
+
+@pytest.mark.parametrize("scale", [255, 1])
+def test_tone_transforms_match_keras_with_fixed_parameters(scale):
+    x, vr = RGB / (255 / scale), (0, scale)
+    ref = keras_transform(keras.layers.RandomGrayscale(), x, PICK.reshape(2, 1, 1, 1))
+    got = np.where(PICK.reshape(2, 1, 1, 1), AT.rgb_to_grayscale(x), x)
+    np.testing.assert_allclose(got, ref, rtol=1e-6)
+    assert np.ptp(got[0], axis=-1).max() < 1e-4 * scale                  # gray: r = g = b
+    u = np.array([0.1, 0.45] if scale == 255 else [0.2, 0.9], np.float32)  # 0.9: clipped at 1
+    m = u / (1 - u + 1e-7)
+    ref = keras_transform(keras.layers.RandomSaturation(0.5, value_range=vr), x, {"factor": m})
+    np.testing.assert_allclose(AT.adjust_saturation(x, m), ref, rtol=1e-5, atol=1e-5 * scale)
+    d = np.array([0.3, -0.45], np.float32)
+    ref = keras_transform(keras.layers.RandomHue(0.5, value_range=vr), x, {"factor": d})
+    np.testing.assert_allclose(AT.adjust_hue(x, d, vr), ref, rtol=1e-5, atol=1e-5 * scale)
+    add, thr = np.array([20.0, 0.0], np.float32), np.array([128.0, 200.0], np.float32)
+    ref = keras_transform(keras.layers.Solarization(value_range=vr), x, {
+        "additions": add.reshape(2, 1, 1, 1), "thresholds": thr.reshape(2, 1, 1, 1)})
+    np.testing.assert_allclose(AT.solarize(x, add, thr, vr), ref, rtol=1e-5, atol=1e-5 * scale)
+    bits = np.array([3, 6], np.uint8)
+    ref = keras_transform(keras.layers.RandomPosterization(4, value_range=vr), x,
+                          {"shift_factor": 8 - bits})
+    np.testing.assert_allclose(AT.posterize(x, bits, vr), ref, rtol=1e-6)
+    assert len(np.unique(ref[0] * 255 / scale)) <= 8                     # 3 bits: 8 levels
+
+
+@pytest.mark.parametrize("fill_mode", ["reflect", "constant"])
+def test_filter_and_shear_transforms_match_keras_with_fixed_parameters(fill_mode):
+    x = RGB
+    u = np.array([0.1, 0.9], np.float32)
+    ref = keras_transform(keras.layers.RandomSharpness(0.5), x, {"factor": u})
+    np.testing.assert_allclose(AF.sharpen(x, u, (0, 255)), ref, rtol=1e-5, atol=1e-3)
+    for size in [3, (3, 5)]:
+        sigma = np.array([0.7, 0.4], np.float32)
+        ref = keras_transform(keras.layers.RandomGaussianBlur(kernel_size=size), x, {
+            "should_apply_blur": PICK, "blur_factor": sigma})
+        blurred = AF.depthwise_filter(x, AF.gaussian_kernel(
+            (size, size) if size == 3 else size, sigma))
+        np.testing.assert_allclose(np.where(PICK.reshape(2, 1, 1, 1), blurred, x).clip(0, 255),
+                                   ref, rtol=1e-5, atol=1e-3)
+    boxes = np.array([[1.2, 3.7, 0.5, 4.1], [0.0, 5.0, 2.0, 6.0]], np.float32)
+    klayer = keras.layers.RandomErasing(fill_value=7.0)
+    masks = klayer._generate_batch_mask(x.shape, tuple(boxes.T))
+    ref = keras_transform(klayer, x, {"apply_erasing": PICK, "batch_masks": masks,
+                                      "fill_value": np.full_like(x, 7.0)})
+    got = np.where(PICK.reshape(2, 1, 1, 1), AF.erase(x, boxes, np.full_like(x, 7.0)), x)
+    np.testing.assert_array_equal(got, ref)
+    shear = np.array([[0.2, -0.1], [-0.3, 0.25]], np.float32)
+    ref = keras_transform(keras.layers.RandomShear(0.3, 0.3, fill_mode=fill_mode,
+                                                   fill_value=4.0), x,
+                          {"shear_factor": shear, "input_shape": x.shape})
+    one, zero = np.ones(2, np.float32), np.zeros(2, np.float32)
+    matrices = np.stack([one, shear[:, 0], zero, shear[:, 1], one, zero], 1)
+    np.testing.assert_allclose(affine_transform(x, matrices, "bilinear", fill_mode, 4.0), ref,
+                               rtol=1e-5, atol=1e-3)
+
+
+def pinned_pairs():
+    """Layers whose randomness a factor pins, with the same arguments for jl and keras."""
+    return [("RandomGrayscale", dict(factor=1.0)),
+            ("RandomSaturation", dict(factor=(0.3, 0.3), value_range=(0, 255))),
+            ("Solarization", dict(value_range=(0, 255))),
+            ("RandomPosterization", dict(factor=(3, 3))),
+            ("RandomSharpness", dict(factor=(0.8, 0.8))),
+            ("RandomGaussianBlur", dict(factor=(1.0, 1.0), kernel_size=5, sigma=(0.6, 0.6)))]
+
+
+@pytest.mark.parametrize("kind, kwargs", pinned_pairs())
+def test_pinned_layers_match_keras_in_training_and_are_identity_in_inference(kind, kwargs):
+    x = RGB
+    ref = keras_call(getattr(keras.layers, kind)(**kwargs), x, True)
+    layer = getattr(jl, kind)(**kwargs)
+    np.testing.assert_allclose(run(layer, x, rng=KEY, train=True), ref, rtol=1e-5, atol=1e-3)
+    np.testing.assert_array_equal(run(layer, x), x)
+    with pytest.raises(ValueError, match=f"{kind}.*needs an rng"):
+        run(layer, x, train=True)
+
+
+def test_from_keras_converts_the_new_augmentations():
+    layers = [keras.layers.RandomGrayscale(0.3), keras.layers.RandomSaturation(0.4),
+              keras.layers.RandomHue(0.2, value_range=(0, 1)),
+              keras.layers.Solarization(0.1, (0.2, 0.4)),
+              keras.layers.RandomPosterization(5), keras.layers.RandomSharpness(0.3),
+              keras.layers.RandomErasing(0.5, scale=0.2, fill_value=[1.0, 2.0, 3.0]),
+              keras.layers.RandomGaussianBlur(0.5, kernel_size=(3, 5), sigma=0.5),
+              keras.layers.RandomShear(0.2, (0.1, 0.3), fill_mode="constant")]
+    model = keras.Sequential([keras.Input((6, 5, 3))] + layers)
+    layer, params = jl.from_keras(model)[:2]
+    np.testing.assert_array_equal(layer.apply(params, RGB), keras_call(model, RGB, False))
+    got = layer.apply(params, RGB, rng=KEY, train=True)
+    assert got.shape == RGB.shape and not np.allclose(got, RGB)
+    names = [c.name for c in layer.children if c.kind != "InputLayer"]
+    # Keras' configs hold the drawn ranges: Saturation (-f, f), Posterization (1, f).
+    assert names[1] == "RandomSaturation((-0.4, 0.4))" and names[4] == "RandomPosterization((1, 5))"
+    assert names[8] == "RandomShear((-0.2, 0.2), (0.1, 0.3))"
+
+
+def test_grayscale_hue_and_saturation_distributions():
+    x = np.array([[[[200.0, 50.0, 50.0]]]], np.float32)                   # one red pixel
+    outs = batch_of_draws(jl.RandomGrayscale(0.3), x, 400)
+    gray = np.ptp(outs[:, 0, 0], axis=-1) < 1e-3
+    assert 0.24 < gray.mean() < 0.36
+    hue = np.asarray(AT.rgb_to_hsv(jnp.asarray(batch_of_draws(jl.RandomHue((0.2, 0.6)), x))))
+    turn = (hue[:, 0, 0, 0] + 0.5) % 1 - 0.5                              # red has hue 0
+    assert np.all((np.abs(turn) >= 0.1 - 1e-4) & (np.abs(turn) <= 0.3 + 1e-4))
+    assert 0.4 < (turn > 0).mean() < 0.6                                   # both directions
+    sat = np.asarray(AT.rgb_to_hsv(jnp.asarray(batch_of_draws(jl.RandomSaturation(0.5), x))))
+    ratio = sat[:, 0, 0, 1] / 0.75                                         # red: s = 0.75
+    assert 0.4 < (ratio < 1e-6).mean() < 0.6         # Keras' [-f, f]: half the draws gray
+    u = ratio[ratio > 1e-6] / (1 + ratio[ratio > 1e-6])                    # back to u
+    assert u.max() <= 0.5 + 1e-3 and abs(u.mean() - 0.25) < 0.03
+
+
+def test_solarization_posterization_and_sharpness_distributions():
+    x = np.full((1, 2, 2, 1), 100.0, np.float32)
+    outs = batch_of_draws(jl.Solarization(threshold_factor=(0.2, 0.6)), x)[:, 0, 0, 0]
+    inverted = np.isclose(outs, 155.0)                # threshold in [51, 153]: p = 49 / 102
+    assert np.all(inverted | np.isclose(outs, 100.0)) and abs(inverted.mean() - 49 / 102) < 0.07
+    outs = batch_of_draws(jl.Solarization(addition_factor=(0.1, 0.2), threshold_factor=1.0), x)
+    assert outs.min() >= 0 and len(np.unique(np.round(outs))) > 20
+    outs = batch_of_draws(jl.RandomPosterization(6), x)[:, 0, 0, 0]    # bits 1..5 (6 excluded)
+    freq = {v: np.mean(outs == v) for v in (0.0, 64.0, 96.0)}   # 100 = 0b1100100
+    assert sum(freq.values()) == 1                              # 1 bit: 0, 2: 64, 3-5: 96
+    np.testing.assert_allclose([freq[0.0], freq[64.0], freq[96.0]], [0.2, 0.2, 0.6], atol=0.06)
+    img = np.zeros((1, 3, 3, 1), np.float32)
+    img[0, 1, 1, 0] = 130.0                             # smoothed centre: 130 * 5/13 = 50
+    outs = batch_of_draws(jl.RandomSharpness((0.2, 0.6), value_range=(0, 1000)), img)
+    s = (outs[:, 1, 1, 0] - 50) / 80                    # centre = 50 + 80 s, s = 2u
+    assert s.min() >= 0.4 - 1e-4 and s.max() <= 1.2 + 1e-4 and abs(s.mean() - 0.8) < 0.03
+
+
+def test_blur_erasing_and_shear_distributions():
+    dot = dot_image(9)
+    outs = batch_of_draws(jl.RandomGaussianBlur((0.5, 0.5), sigma=(0.5, 1.0), value_range=(0, 1)),
+                    dot)
+    blurred = ~np.isclose(outs[:, 4, 3, 0], 1.0)
+    assert abs(blurred.mean() - 0.5) < 0.07
+    np.testing.assert_array_equal(outs[~blurred], np.repeat(dot, (~blurred).sum(), 0))
+    flat = np.full((1, 10, 10, 1), 50.0, np.float32)
+    outs = batch_of_draws(jl.RandomErasing((1.0, 1.0), scale=(0.09, 0.25), fill_value=0.0), flat)
+    erased = (outs[..., 0] == 0)
+    area = erased.sum((1, 2))
+    assert area.min() >= 2 * 2 and area.max() <= 6 * 6 and np.all(area > 0)
+    rows, cols = erased.any(2), erased.any(1)                    # one rectangle each
+    assert np.all(erased.sum((1, 2)) == rows.sum(1) * cols.sum(1))
+    outs = batch_of_draws(jl.RandomErasing((0.4, 0.4), fill_value=0.0), flat)
+    assert abs((outs == 0).any((1, 2, 3)).mean() - 0.4) < 0.07
+    shear = jl.RandomShear(x_factor=(0.2, 0.4), fill_mode="constant")
+    outs = batch_of_draws(shear, dot_image(21, 16, 10))
+    shift = dot_positions(outs)[:, 1] - 10                       # column read at c + s * row
+    assert np.all((np.abs(shift) >= 0.2 * 16 - 0.3) & (np.abs(shift) <= 0.4 * 16 + 0.3))
+    assert 0.4 < (shift > 0).mean() < 0.6
+
+
+def test_new_augmentations_check_arguments_and_channels():
+    with pytest.raises(ValueError, match="RandomGrayscale: factor must be a number in"):
+        jl.RandomGrayscale(1.5)
+    with pytest.raises(ValueError, match="RandomPosterization: factor must be an int or a pair"):
+        jl.RandomPosterization(9)
+    with pytest.raises(ValueError, match="RandomGaussianBlur: kernel_size must be an odd"):
+        jl.RandomGaussianBlur(kernel_size=4)
+    with pytest.raises(ValueError, match="RandomErasing: fill_value must be None, a number"):
+        jl.RandomErasing(fill_value=[1.0, 2.0])
+    with pytest.raises(jl.ShapeError, match="RandomHue.*expected 3 channels"):
+        jl.RandomHue(0.2).init(KEY, (None, 4, 4, 2))
+    np.testing.assert_array_equal(run(jl.RandomGrayscale(1.0), IMAGES[..., :1], rng=KEY,
+                                      train=True), IMAGES[..., :1])

@@ -89,9 +89,10 @@ REQUIRED = {"units": 2, "rate": 0.5, "activation": "relu", "function": jnp.tanh,
             "filters": 2, "kernel_size": 3, "equation": "ab,bc->ac", "output_shape": 2,
             "key_dim": 2, "head_dim": 2, "num_query_heads": 2, "num_key_value_heads": 1,
             "cell": jl.GRUCell(2), "cells": [jl.GRUCell(2)], "layer": jl.LSTM(2)}
-# Keyword arguments a constructor needs although Keras gives them a default None.
+# Keyword arguments a constructor needs (Keras defaults them to None, or the REQUIRED value
+# does not fit: RandomPosterization keeps 1 to 8 bits).
 NEEDED = {"CategoryEncoding": {"num_tokens": 3}, "Discretization": {"bin_boundaries": [0.0]},
-          "IntegerLookup": {"vocabulary": [1, 2]},
+          "IntegerLookup": {"vocabulary": [1, 2]}, "RandomPosterization": {"factor": 4},
           "SpectralNormalization": {"layer": jl.Dense(2)}}
 
 

@@ -10,14 +10,19 @@ lookup tables, and jaxlayers gives its vocabulary as ``jl.IntegerLookup(vocabula
 from __future__ import annotations
 
 from ..layers import augmentation_color as AC
+from ..layers import augmentation_filter as AF
 from ..layers import augmentation_geometry as AG
+from ..layers import augmentation_tone as AT
 from ..layers import encoding as EN
 from ..layers import preprocessing as PP
 from .keras_import import CONVERTERS, _build, generic, keras_arguments, keras_weights
 
 _GENERIC = [PP.Rescaling, EN.CategoryEncoding, AG.Resizing, AG.CenterCrop, AG.RandomCrop,
             AG.RandomFlip, AG.RandomRotation, AG.RandomZoom, AG.RandomTranslation,
-            AC.RandomContrast, AC.RandomBrightness, AC.RandomInvert, AC.AutoContrast]
+            AG.RandomShear, AC.RandomContrast, AC.RandomBrightness, AC.RandomInvert,
+            AC.AutoContrast, AT.RandomGrayscale, AT.RandomSaturation, AT.RandomHue,
+            AT.Solarization, AT.RandomPosterization, AF.RandomSharpness, AF.RandomErasing,
+            AF.RandomGaussianBlur]
 
 
 def _normalization(kl):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numbers
 
+import jax
 import jax.numpy as jnp
 
 from ..core import Layer, Shape, ShapeError, as_shape
@@ -23,7 +24,7 @@ from .checks import check_rank, need_rng
 from .core import seed_arg
 from .spatial import data_format as _data_format
 
-__all__ = ["factor_range", "value_range_arg", "image_layer", "image_size"]
+__all__ = ["factor_range", "value_range_arg", "image_layer", "image_size", "coin_flips"]
 
 
 def _is_number(v) -> bool:
@@ -59,6 +60,14 @@ def value_range_arg(kind: str, value_range) -> tuple:
     return low, high
 
 
+def coin_flips(rng, batch: int, low: float, high: float):
+    """Keras' per-image "apply with probability" rule: each image draws p uniform in
+    ``[low, high]`` and is selected (True) with probability p; shape (batch,)."""
+    k1, k2 = jax.random.split(rng)
+    p = jax.random.uniform(k1, (batch,), minval=low, maxval=high)
+    return jax.random.uniform(k2, (batch,)) < p
+
+
 def image_size(name: str, shape, data_format: str) -> tuple:
     """``(height, width)`` of a 4-D image shape (a ShapeError naming the layer)."""
     check_rank(name, shape, rank=4)
@@ -66,13 +75,14 @@ def image_size(name: str, shape, data_format: str) -> tuple:
 
 
 def image_layer(kind: str, name: str, data_format, transform, *, active=True, seed=None,
-                inference=None, out_size=None, need_size=False) -> Layer:
+                inference=None, out_size=None, need_size=False, channels=None) -> Layer:
     """A parameter-free image layer.
 
     ``transform(rng, x)`` runs in training (when `active`), `inference(x)` (default: the
     identity) otherwise; both see channels_last images (the layout is switched around
     them) in a floating dtype. `out_size` ``(height, width)`` replaces the spatial sizes in
-    the output shape; `need_size` requires them known at init.
+    the output shape; `need_size` requires them known at init; `channels` (a tuple) lists the
+    channel counts the layer accepts (RGB layers: 3).
     """
     seed_arg(kind, seed)
     fmt = _data_format(kind, data_format)
@@ -82,6 +92,10 @@ def image_layer(kind: str, name: str, data_format, transform, *, active=True, se
         size = image_size(name, shape, fmt)
         if need_size and any(d is None for d in size):
             raise ShapeError(f"the height and width must be known, received {shape!r}", name)
+        depth = shape[3] if fmt == "channels_last" else shape[1]
+        if channels is not None and depth not in channels:
+            raise ShapeError(f"expected {' or '.join(map(str, channels))} channels (RGB "
+                             f"images), received {shape!r}", name)
         if out_size is None:
             return shape, ()
         if fmt == "channels_last":

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 
 from ..core import Layer, describe
 from .args import keras_layer
-from .augmentation import factor_range, image_layer, value_range_arg
+from .augmentation import coin_flips, factor_range, image_layer, value_range_arg
 
 __all__ = ["RandomContrast", "RandomBrightness", "RandomInvert", "AutoContrast",
            "adjust_contrast", "adjust_brightness", "auto_contrast"]
@@ -98,9 +98,7 @@ def RandomInvert(factor=1.0, value_range=(0, 255), seed=None, data_format=None) 
     limits = value_range_arg(kind, value_range)
 
     def transform(rng, x):
-        k1, k2 = jax.random.split(rng)
-        p = jax.random.uniform(k1, (x.shape[0],), minval=low, maxval=high)
-        flip = (jax.random.uniform(k2, (x.shape[0],)) < p).reshape(-1, 1, 1, 1)
+        flip = coin_flips(rng, x.shape[0], low, high).reshape(-1, 1, 1, 1)
         return jnp.where(flip, jnp.asarray(limits[1], x.dtype) - x, x)
 
     return image_layer(kind, describe(kind, factor), data_format, transform, seed=seed,

@@ -1,7 +1,7 @@
 """Image geometry: Resizing and CenterCrop (preprocessing), and the geometric augmentations
-RandomFlip, RandomRotation, RandomZoom, RandomTranslation and RandomCrop.
+RandomFlip, RandomRotation, RandomZoom, RandomTranslation, RandomShear and RandomCrop.
 
-Rotation, zoom and translation are affine maps sampled with `jax.scipy.ndimage.
+Rotation, zoom, translation and shear are affine maps sampled with `jax.scipy.ndimage.
 map_coordinates` (Keras' JAX backend does the same): the output pixel ``(x, y)`` (column,
 row) reads the input at ``(a0 x + a1 y + a2, b0 x + b1 y + b2)``, with Keras' fill modes.
 """
@@ -17,7 +17,7 @@ from .args import boolean, keras_layer, number, one_of, positive_int
 from .augmentation import factor_range, image_layer
 
 __all__ = ["Resizing", "CenterCrop", "RandomFlip", "RandomRotation", "RandomZoom",
-           "RandomTranslation", "RandomCrop", "resize_images", "affine_transform"]
+           "RandomTranslation", "RandomShear", "RandomCrop", "resize_images", "affine_transform"]
 
 # Keras' names -> jax.image.resize methods (all of Keras' JAX-backend interpolations).
 RESIZE_METHODS = {"bilinear": "linear", "nearest": "nearest", "bicubic": "cubic",
@@ -357,3 +357,50 @@ def RandomTranslation(height_factor, width_factor, fill_mode="reflect",
     return _affine_layer(kind, describe(kind, height_factor, width_factor), data_format, seed,
                          matrices, interpolation, fill_mode, fill_value,
                          h_range != (0, 0) or w_range != (0, 0))
+
+
+def _shear_range(kind, arg, value):
+    """RandomShear's factors: a number f means ``[-f, f]``, a pair is sorted; in [0, 1]."""
+    if isinstance(value, (tuple, list)):
+        return factor_range(kind, arg, value, bounds=(0.0, 1.0))
+    f = number(kind, arg, value, minimum=0.0, maximum=1.0)
+    return -f, f
+
+
+@keras_layer
+def RandomShear(x_factor=0.0, y_factor=0.0, interpolation="bilinear", fill_mode="reflect",
+                fill_value=0.0, data_format=None, seed=None) -> Layer:
+    """Shear each image by random amounts in training; the identity in inference.
+
+    Each image draws sx and sy uniform in their factors' ranges and one random sign, and the
+    output pixel (column c, row r) reads the input at ``(c + sign sx r, r + sign sy c)``,
+    Keras' shear about the top-left corner.
+
+    Args:
+      x_factor: a number f (``[-f, f]``) or a pair (lower, upper) in [0, 1]: the shear along
+        the width.
+      y_factor: the same along the height.
+      interpolation: "bilinear" or "nearest".
+      fill_mode: "reflect", "wrap", "constant" or "nearest" (points outside the image).
+      fill_value: the value outside the image with fill_mode "constant".
+      data_format: "channels_last" (None) or "channels_first".
+      seed: accepted for Keras compatibility (an int) and unused: keys come from `rng`.
+
+    Input shape: ``(batch, h, w, channels)`` (or channels first). Output shape: the same.
+    """
+    kind = "RandomShear"
+    x_range = _shear_range(kind, "x_factor", x_factor)
+    y_range = _shear_range(kind, "y_factor", y_factor)
+    interpolation = _fill(kind, fill_mode, fill_value, interpolation)
+
+    def matrices(rng, batch, h, w):
+        k1, k2, k3 = jax.random.split(rng, 3)
+        sign = jnp.where(jax.random.uniform(k1, (batch,)) > 0.5, -1.0, 1.0)
+        sx = jax.random.uniform(k2, (batch,), minval=x_range[0], maxval=x_range[1]) * sign
+        sy = jax.random.uniform(k3, (batch,), minval=y_range[0], maxval=y_range[1]) * sign
+        one, zero = jnp.ones_like(sx), jnp.zeros_like(sx)
+        return jnp.stack([one, sx, zero, sy, one, zero], 1)
+
+    return _affine_layer(kind, describe(kind, x_factor, y_factor), data_format, seed, matrices,
+                         interpolation, fill_mode, fill_value,
+                         x_range != (0, 0) or y_range != (0, 0))

@@ -15,6 +15,7 @@ def pixels(k, s):
 
 
 IMAGE = (None, 6, 5, 2)
+RGB = (None, 5, 4, 3)
 
 CASES = [
     Case("Rescaling", lambda: jl.Rescaling(1 / 255, offset=-0.5), (None, 4, 3)),
@@ -54,4 +55,22 @@ CASES = [
     Case("RandomInvert", lambda: jl.RandomInvert(0.8, value_range=(0, 255)), IMAGE, train=True,
          make_input=pixels),
     Case("AutoContrast", lambda: jl.AutoContrast(), IMAGE, make_input=pixels),
+    Case("RandomGrayscale", lambda: jl.RandomGrayscale(0.7), RGB, train=True, make_input=pixels),
+    Case("RandomSaturation", lambda: jl.RandomSaturation((0.1, 0.5)), RGB, train=True,
+         make_input=pixels),
+    Case("RandomHue", lambda: jl.RandomHue(0.3, data_format="channels_first"), (None, 3, 4, 5),
+         train=True, make_input=pixels),
+    Case("Solarization", lambda: jl.Solarization(0.1, (0.4, 0.6)), IMAGE, train=True,
+         make_input=pixels),
+    # Bits kept: a step function, no gradient.
+    Case("RandomPosterization", lambda: jl.RandomPosterization((2, 6), value_range=(0, 255)),
+         IMAGE, train=True, make_input=pixels, grad=False),
+    Case("RandomSharpness", lambda: jl.RandomSharpness(0.8), IMAGE, train=True,
+         make_input=pixels),
+    Case("RandomErasing", lambda: jl.RandomErasing(0.9, fill_value=[1.0, 2.0, 3.0]), RGB,
+         train=True, make_input=pixels),
+    Case("RandomGaussianBlur", lambda: jl.RandomGaussianBlur(kernel_size=(3, 5), sigma=0.8),
+         IMAGE, train=True, make_input=pixels),
+    Case("RandomShear", lambda: jl.RandomShear(0.3, (0.1, 0.2), fill_mode="constant"), IMAGE,
+         train=True, make_input=pixels),
 ]
