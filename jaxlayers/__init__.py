@@ -87,6 +87,7 @@ from .layers.augmentation_color import (AutoContrast, RandomBrightness, RandomCo
 from .layers.augmentation_tone import (RandomGrayscale, RandomHue, RandomPosterization,
                                        RandomSaturation, Solarization)
 from .layers.augmentation_filter import RandomErasing, RandomGaussianBlur, RandomSharpness
+from .layers.augmentation_mix import CutMix, MixUp
 
 # Weight regularizers, constraints and initializers (modules), and their model-level helpers.
 from . import activations, constraints, initializers, regularizers
@@ -165,7 +166,7 @@ __all__ = [
     "RandomZoom", "RandomTranslation", "RandomContrast", "RandomBrightness", "RandomInvert",
     "AutoContrast", "RandomGrayscale", "RandomSaturation", "RandomHue", "Solarization",
     "RandomPosterization", "RandomSharpness", "RandomErasing", "RandomGaussianBlur",
-    "RandomShear",
+    "RandomShear", "MixUp", "CutMix",
     # weights
     "activations", "initializers", "regularizers", "constraints", "constrain_updates",
     "activity_loss",

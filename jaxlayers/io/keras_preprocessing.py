@@ -12,6 +12,7 @@ from __future__ import annotations
 from ..layers import augmentation_color as AC
 from ..layers import augmentation_filter as AF
 from ..layers import augmentation_geometry as AG
+from ..layers import augmentation_mix as AM
 from ..layers import augmentation_tone as AT
 from ..layers import encoding as EN
 from ..layers import preprocessing as PP
@@ -22,7 +23,7 @@ _GENERIC = [PP.Rescaling, EN.CategoryEncoding, AG.Resizing, AG.CenterCrop, AG.Ra
             AG.RandomShear, AC.RandomContrast, AC.RandomBrightness, AC.RandomInvert,
             AC.AutoContrast, AT.RandomGrayscale, AT.RandomSaturation, AT.RandomHue,
             AT.Solarization, AT.RandomPosterization, AF.RandomSharpness, AF.RandomErasing,
-            AF.RandomGaussianBlur]
+            AF.RandomGaussianBlur, AM.MixUp, AM.CutMix]
 
 
 def _normalization(kl):
