@@ -37,29 +37,34 @@ def main():
     # keep the whole body: `body, body_params, body_state = model, params, state`)
     body, body_params, body_state = jl.take(model, params, "block_2_add", state)
 
-    # 2. the model: resize + augmentation (train=True only) -> frozen body -> new head
+    # 2. the model: resize + augmentation (train=True only) -> frozen body -> new head. The
+    # head standardizes the body's features with a Normalization adapted on them (a random
+    # body's features are tiny; with ImageNet weights this step is harmless).
+    prepare = [jl.Resizing(32, 32), jl.Rescaling(2.0, offset=-1.0)]
     augment = jl.serial(jl.RandomFlip("horizontal"), jl.RandomRotation(0.05),
                         jl.RandomZoom(0.1))
-    head = jl.serial(jl.GlobalAveragePooling2D(), jl.BatchNormalization(), jl.Dropout(0.2),
-                     jl.Dense(10))
-    net = jl.serial(jl.Resizing(32, 32), jl.Rescaling(2.0, offset=-1.0), augment,
-                    jl.inference(body), head)
+    features = jl.serial(*prepare, jl.inference(body), jl.Flatten())
+    feats, _ = features.apply(((), (), body_params, ()), ((), (), body_state, ()), x[train])
+    head = [jl.adapt(jl.Normalization(), feats), jl.Dropout(0.2), jl.Dense(10)]
+    net = jl.serial(*prepare, augment, jl.inference(body), jl.Flatten(), *head)
     _, params, state = jl.with_state(net).init(jax.random.key(0), (None, 8, 8, 3))
     params = params[:3] + (body_params,) + params[4:]       # the imported weights
     state = state[:3] + (body_state,) + state[4:]
-    tx = jl.freeze(optax.adam(1e-2), (True, True, True, True, False))   # head trained only
+    trained = tuple(i == len(params) - 1 for i in range(len(params)))   # the last Dense only
+    tx = jl.freeze(optax.adam(1e-2), tuple(not t for t in trained))
 
-    ts, history = jl.fit(net, params, tx, "sparse_categorical_crossentropy", x[train],
-                         y[train], epochs=10, batch_size=64, state=state,
+    loss = jl.losses.SparseCategoricalCrossentropy(from_logits=True)
+    ts, history = jl.fit(net, params, tx, loss, x[train],
+                         y[train], epochs=15, batch_size=64, state=state,
                          metrics=["accuracy"], verbose=0)
     unchanged = all(np.array_equal(a, b) for a, b in
                     zip(jax.tree.leaves(ts.params[3]), jax.tree.leaves(body_params)))
-    res = jl.evaluate(net, ts, x[test], y[test], loss="sparse_categorical_crossentropy",
+    res = jl.evaluate(net, ts, x[test], y[test], loss=loss,
                       metrics=["accuracy"])
     print(f"head on a frozen MobileNetV2 body (random weights): test accuracy "
           f"{res['accuracy']:.3f} after {len(history.history['loss'])} epochs; body unchanged: "
           f"{unchanged}")
-    assert unchanged and res["accuracy"] > 0.3, res
+    assert unchanged and res["accuracy"] > 0.6, res
 
 
 if __name__ == "__main__":
