@@ -27,15 +27,16 @@ def keras_model(app, cfg, **kwargs):
 def build_jaxlayers(app, cfg, kwargs, folded=False, wrap=lambda apply: apply):
     """The imported model in the shared stateful step; `wrap` wraps each apply before jit
     traces it (MobileNetV2 forces a depthwise lowering with it)."""
-    jl = jl_names("from_keras", "fold_for_inference")
-    model, params, state = jl.from_keras(keras_model(app, cfg, **kwargs))
+    jl = jl_names("from_keras", "fold_for_inference", "with_state")
+    imported, params, state = jl.from_keras(keras_model(app, cfg, **kwargs))
+    model = jl.with_state(imported)         # ConvNeXt has no BatchNormalization: no state
     built = stateful(wrap(lambda p, s, x, rng, train: model.apply(p, s, x, rng=rng,
                                                                   train=train)),
                      params, state, xent)
     if not folded:
         return built
     import jax
-    fmodel, fparams = jl.fold_for_inference(model, params, state)
+    fmodel, fparams = jl.fold_for_inference(imported, params, state)
     infer = jax.jit(wrap(fmodel.apply))
     return Built(carry=built.carry, train=built.train, infer=lambda _, x: infer(fparams, x),
                  infer_arg=lambda c: None,
