@@ -7,7 +7,10 @@
 #     bash bench/gpu.sh --workloads depthwise,mobilenetv2   # the grouped-conv rule only
 #
 # Every workload runs, `depthwise` and `mobilenetv2` included: their jaxlayers_xla and
-# jaxlayers_shifted rows check the rule that keeps cuDNN's grouped conv on GPU.
+# jaxlayers_shifted rows check the rule that keeps cuDNN's grouped conv on GPU; so do
+# `transformer` (where jax.nn.dot_product_attention may pick cuDNN flash attention; its
+# sweep to T=2048 reports each step's temporary memory) and the keras.applications
+# imports `resnet50`, `efficientnetb0`, `convnexttiny`.
 #
 # It needs a Python whose jax sees the GPU (jax[cuda12] or jax[cuda13]) plus the bench
 # extra: it uses $PY, else .venv/bin/python, else python3, and installs the extra (and

@@ -9,7 +9,8 @@ import os
 import platform
 
 LIBS = ["jax", "jaxlib", "jaxlayers", "optax", "flax", "equinox", "dm-haiku", "keras", "numpy"]
-ORDER = ["tiny_mlp", "mlp", "cnn", "lstm", "gru", "bn_dropout_cnn", "residual", "build_cost"]
+ORDER = ["tiny_mlp", "mlp", "cnn", "lstm", "gru", "bn_dropout_cnn", "residual", "depthwise",
+         "mobilenetv2", "resnet50", "efficientnetb0", "convnexttiny", "transformer", "build_cost"]
 
 
 def machine(device=""):
@@ -65,6 +66,9 @@ def table(rows):
             "| loss0 | out0 | others' CPU | note |")
     lines = [head, "|" + "---|" * 10]
     for r in rows:
+        if _f(r.get("train_temp_mb")):      # workloads with MEMORY: XLA's planned scratch
+            r = dict(r, note=f"temp MB train {_f(r['train_temp_mb'], '{:.1f}')} / infer "
+                             f"{_f(r.get('infer_temp_mb'), '{:.1f}')} {r.get('note', '')}")
         if not r.get("train_ms"):
             lines.append(f"| {r['impl']} | | | | | | | | | {r.get('note', '')} |")
             continue

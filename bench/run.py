@@ -14,13 +14,14 @@ import sys
 import time
 
 WORKLOADS = ["tiny_mlp", "mlp", "cnn", "lstm", "gru", "simple_rnn", "bn_dropout_cnn", "residual",
-             "depthwise", "mobilenetv2"]
+             "depthwise", "mobilenetv2", "transformer", "resnet50", "efficientnetb0",
+             "convnexttiny"]
 # Dispatch-heavy paths only matter at small sizes: leave them out of the scaling sweeps.
 NOT_IN_SCALING = {"keras_fit"}
 FIELDS = ["workload", "config", "dtype", "impl", "train_ms", "train_p25", "train_p75",
           "train_pass_min", "train_pass_max", "ratio_train", "infer_ms", "infer_p25",
           "infer_p75", "infer_pass_min", "infer_pass_max", "ratio_infer", "compile_s",
-          "compile_infer_s", "compiles", "loss0", "out0", "loss_last", "reps", "passes",
+          "compile_infer_s", "compiles", "train_temp_mb", "infer_temp_mb", "loss0", "out0", "loss_last", "reps", "passes",
           "others_cores", "loadavg", "busy", "note"]
 
 
@@ -54,7 +55,7 @@ def run_config(mod, cfg, dtype, args, impls=None, compiles=1, log=print):
         builders = {k: v for k, v in builders.items() if impls(k)}
     log(f"  {mod.NAME} {config_label(cfg)} {dtype}")
     rows = measure(builders, x, y, passes=args.passes, budget_s=args.budget, warmup=args.warmup,
-                   compiles=compiles, log=log)
+                   compiles=compiles, memory=getattr(mod, "MEMORY", False), log=log)
     for r in rows:
         r.update(workload=mod.NAME, config=config_label(cfg), dtype=dtype)
     return with_ratios(rows, getattr(mod, "REFERENCE", "hand"))

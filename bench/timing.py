@@ -213,14 +213,30 @@ def reps_for(r: Runner, x, y, budget_s: float, lo: int = 3, hi: int = 200) -> in
     return int(min(hi, max(lo, budget_s / max(per, 1e-7))))
 
 
+def temp_memory(r: Runner, x, y):
+    """Temporary (scratch) bytes of the compiled training step and inference, in MB, from
+    XLA's own memory analysis of the compiled programs (`None` where a step is not a
+    plain `jax.jit` function, e.g. `nnx.jit`, `eqx.filter_jit`, Keras' fit)."""
+    b = r.built
+
+    def mb(fn, *args):
+        try:
+            stats = fn.lower(*args).compile().memory_analysis()
+        except Exception:          # a wrapper without `lower`, or a backend without stats
+            return None
+        return None if stats is None else stats.temp_size_in_bytes / 2**20
+    return mb(b.train, b.carry, x, y), mb(b.infer, b.infer_arg(b.carry), x)
+
+
 def measure(builders: dict, x, y, *, passes: int = 5, budget_s: float = 0.4, warmup: int = 3,
-            compiles: int = 1, log=print):
+            compiles: int = 1, memory: bool = False, log=print):
     """Build every implementation, then time them alternately; returns a list of rows.
 
     `builders` maps a name to a zero-argument callable returning a `Built` (or raising
     `Unavailable`). Each pass runs the implementations in a rotated order. The compile
     time is the median of `compiles` first calls (the extra ones after the passes, in
-    rotated order, each after clearing jax's caches).
+    rotated order, each after clearing jax's caches). With `memory`, each row also gets
+    the compiled steps' temporary memory (`temp_memory`).
     """
     runners, skipped = [], []
     for name, build in builders.items():
@@ -253,6 +269,9 @@ def measure(builders: dict, x, y, *, passes: int = 5, budget_s: float = 0.4, war
         k = (c + 1) % max(len(runners), 1)
         recompile(runners[k:] + runners[:k], x, y)
     rows = [summarize(r, reps[r.name]) for r in runners]
+    if memory:
+        for r, row in zip(runners, rows):
+            row["train_temp_mb"], row["infer_temp_mb"] = temp_memory(r, x, y)
     for row in rows:
         log(f"    {row['impl']:<18} train {row['train_ms']:9.3f} ms  infer {row['infer_ms']:9.3f} ms"
             f"  compile {row['compile_s']:6.2f} s  loss0 {row['loss0']:.6f}  out0 {row['out0']:.6f}"

@@ -100,8 +100,9 @@ def _frozen(layer, state):
 def _eval_only(layer):
     apply_inner = layer.apply
 
-    def apply(params, x, *, rng=None, train=False):
-        return apply_inner(params, x, train=False)
+    def apply(params, x, *, rng=None, train=False, **kwargs):
+        # a container keeps its THREAD rule: its caller passes mask= / return_mask=
+        return apply_inner(params, x, train=False, **kwargs)
 
     return dataclasses.replace(layer, apply=apply)
 

@@ -21,7 +21,8 @@ def _allow_rank_promotion():
 
 
 MODULES = ["timing", "common", "peers", "mlp", "tiny_mlp", "cnn", "lstm", "gru", "simple_rnn",
-           "bn_dropout_cnn", "residual", "depthwise", "mobilenetv2", "build_cost", "report",
+           "bn_dropout_cnn", "residual", "depthwise", "mobilenetv2", "transformer",
+           "applications", "resnet50", "efficientnetb0", "convnexttiny", "build_cost", "report",
            "run"]
 
 
@@ -62,6 +63,88 @@ def test_depthwise_lowerings_match_the_hand_written_step():
         np.testing.assert_allclose(out_j, out_h, rtol=1e-4, atol=1e-5)
         for k in ("kernel", "bias"):
             np.testing.assert_allclose(params_j[k], params_h[k], rtol=1e-4, atol=1e-6)
+
+
+TINY_TRANSFORMER = {"batch": 2, "seq": 8}
+
+
+def test_transformer_jaxlayers_matches_the_floor():
+    """Both jaxlayers builds (decoder blocks, MHA serial) compute the floor's loss, output
+    and Adam update (the second step's loss) from the same weights."""
+    from bench import transformer
+    x, y = transformer.data(TINY_TRANSFORMER)
+    b = transformer.builders(TINY_TRANSFORMER, x, y)
+    ref = b["hand"]()
+    loss_h, out_h, _ = _one_step(ref, x, y)
+    loss2_h = float(ref.train(ref.carry, x, y)[1])
+    assert out_h.shape == (2, 8, transformer.CLASSES) and np.isfinite(loss_h)
+    for impl in ("jaxlayers", "jaxlayers_mha"):
+        built = b[impl]()
+        loss_j, out_j, _ = _one_step(built, x, y)
+        np.testing.assert_allclose(loss_j, loss_h, rtol=1e-5)
+        np.testing.assert_allclose(out_j, out_h, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(float(built.train(built.carry, x, y)[1]), loss2_h, rtol=1e-5)
+
+
+def test_transformer_bfloat16_rows_stay_close():
+    from bench import transformer
+    x, y = transformer.data(TINY_TRANSFORMER)
+    loss32, _, _ = _one_step(transformer.builders(TINY_TRANSFORMER, x, y)["hand"](), x, y)
+    b16 = transformer.builders(TINY_TRANSFORMER, x, y, dtype="bfloat16")
+    assert set(b16) == {"hand", "jaxlayers", "jaxlayers_mha"}
+    for impl in b16:
+        loss16, out16, (params16, _) = _one_step(b16[impl](), x, y)
+        assert out16.dtype == jax.numpy.bfloat16 and abs(loss16 - loss32) < 0.05 * loss32
+        assert all(p.dtype == np.float32 for p in jax.tree_util.tree_leaves(params16))
+
+
+@pytest.mark.slow
+def test_applications_recipe_matches_keras():
+    """The applications workloads' recipe on a small MobileNetV2 (no dropout): the import,
+    its folded inference and Keras' own model give the same outputs and first loss."""
+    from bench import applications, peers
+    cfg, kw = {"batch": 4, "size": 64}, {"alpha": 0.35}   # BN batch statistics over 16 values
+    data, builders = applications.workload("MobileNetV2", **kw)
+    x, y = data(cfg)
+    assert set(builders(cfg, x, y)) == {"jaxlayers", "jaxlayers_folded", "keras_stateless"}
+    loss_k, out_k, _ = _one_step(peers.keras_stateless(applications.keras_model(
+        "MobileNetV2", cfg, **kw)), x, y)
+    for folded in (False, True):
+        loss_j, out_j, _ = _one_step(applications.build_jaxlayers("MobileNetV2", cfg, kw,
+                                                                  folded), x, y)
+        np.testing.assert_allclose(loss_j, loss_k, rtol=1e-5)
+        np.testing.assert_allclose(out_j, out_k, rtol=1e-4,
+                                   atol=1e-4 * float(np.abs(out_k).max()))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workload,impl", [
+    ("transformer", p) for p in ("linen", "nnx_split", "eqx_jit", "haiku", "keras_stateless")
+] + [("depthwise", p) for p in ("linen", "nnx_split", "eqx_jit")])
+def test_peer_computes_the_same_new_workloads(workload, impl):
+    """The peers of the transformer and depthwise workloads start from the floor's weights
+    (skipped where the peer is not installed, as in the test environment)."""
+    mod = importlib.import_module(f"bench.{workload}")
+    cfg = TINY_TRANSFORMER if workload == "transformer" else {"batch": 2, "kernel": 3}
+    x, y = mod.data(cfg)
+    b = mod.builders(cfg, x, y)
+    try:
+        built = b[impl]()
+    except Unavailable as e:
+        pytest.skip(str(e))
+    loss_p, out_p, _ = _one_step(built, x, y)
+    loss_h, out_h, _ = _one_step(b["hand"](), x, y)
+    np.testing.assert_allclose(loss_p, loss_h, rtol=1e-5)
+    np.testing.assert_allclose(out_p, out_h, rtol=1e-4, atol=1e-5)
+
+
+def test_harness_reports_compiled_temporary_memory():
+    cfg = tiny_mlp.BASE
+    x, y = tiny_mlp.data(cfg)
+    b = tiny_mlp.builders(cfg, x, y)
+    rows = measure({"hand": b["hand"]}, x, y, passes=1, budget_s=0.0, warmup=0, memory=True,
+                   log=lambda *a: None)
+    assert rows[0]["train_temp_mb"] is not None and rows[0]["train_temp_mb"] >= 0
 
 
 def test_jaxlayers_bfloat16_path_stays_close():

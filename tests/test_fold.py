@@ -124,3 +124,19 @@ def test_imported_keras_mobilenetv2_folds_to_keras_numbers():
         ref = np.asarray(km(x, training=False))
     y = jax.jit(folded.apply)(fparams, x)
     np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4 * float(np.abs(ref).max()))
+
+
+def test_nested_stateless_container_in_a_model_folds():
+    """A stateless container inside a functional Model (ConvNeXt's Sequential stem) is kept
+    and still receives the model's mask= / return_mask= keywords."""
+    inputs = jl.Input((6, 6, 2))
+    stem = jl.Sequential([jl.Conv2D(3, 2), jl.LayerNormalization()], name="stem")(inputs)
+    out = jl.BatchNormalization()(jl.Conv2D(4, 1)(stem))
+    model = jl.Model(inputs, out)
+    _, p, s = model.init(jax.random.key(0))
+    p, s = randomized(p), randomized(s, 1)
+    x = normal((2, 6, 6, 2))
+    folded, fp = jl.fold_for_inference(model, p, s)
+    assert "BatchNormalization" not in kinds(folded)
+    np.testing.assert_allclose(folded.apply(fp, x), model.apply(p, s, x, train=False)[0],
+                               rtol=2e-5, atol=2e-5)
