@@ -24,6 +24,7 @@ import contextlib
 import io
 import pathlib
 import re
+import textwrap
 import traceback
 
 import pytest
@@ -49,7 +50,8 @@ def pieces(text):
                         and not lines[j].strip().strip(mark[0])), None)
             if end is None:
                 raise AssertionError(f"line {i + 1}: a ``` fence that is never closed")
-            out.append(("fence", lang, "\n".join(lines[i + 1:end]), i + 2))
+            # a block inside a list item is indented as a whole: run it dedented
+            out.append(("fence", lang, textwrap.dedent("\n".join(lines[i + 1:end])), i + 2))
             i = end + 1
         elif hidden:
             end = next((j for j in range(i, len(lines)) if "-->" in lines[j]), None)

@@ -89,10 +89,10 @@ def test_functional_chain_nested_model_and_activity_regularizer():
 
 
 def test_unsupported_layers_ops_and_arguments_are_named():
-    km = keras.Sequential([keras.Input((4, 3)), keras.layers.Resizing(2, 2),
+    km = keras.Sequential([keras.Input((4, 4, 3)), keras.layers.RandomPerspective(),
                            keras.layers.Flatten()])
-    with pytest.raises(jl.io.KerasImportError, match="Resizing \\('resizing.*'\\) has no "
-                                                     "jaxlayers converter.*CONVERTERS"):
+    with pytest.raises(jl.io.KerasImportError, match="RandomPerspective \\('random_perspective.*'"
+                                                     "\\) has no jaxlayers converter.*CONVERTERS"):
         jl.from_keras(km)
     a = keras.Input((3,))
     km2 = keras.Model(a, keras.layers.Dense(2)(keras.ops.exp(a)))
