@@ -472,3 +472,17 @@ def test_attention_activity_regularizer_as_keras():
         klayer([q, v], return_attention_scores=scores)
         np.testing.assert_allclose(jl.activity_loss(state), sum(float(l) for l in klayer.losses),
                                    rtol=1e-5)
+
+
+def test_cpu_rule_takes_the_einsum_path_for_long_keys_with_the_same_numbers():
+    """On CPU, from EINSUM_FROM_KEYS_ON_CPU keys on, the einsum path (measured faster there)
+    replaces jax.nn.dot_product_attention; both give the same attention."""
+    from jaxlayers.layers import attention as A
+    T = A.EINSUM_FROM_KEYS_ON_CPU
+    q = jax.random.normal(jax.random.key(0), (1, T, 2, 4))
+    k = jax.random.normal(jax.random.key(1), (1, T, 2, 4))
+    assert A._einsum_is_faster(k, None) == (jax.default_backend() == "cpu")
+    assert not A._einsum_is_faster(k[:, :T // 4], None) and not A._einsum_is_faster(k, "xla")
+    ruled = A.dot_product_attention(q, k, k, scale=0.5, is_causal=True)[0]
+    fast = A.dot_product_attention(q, k, k, scale=0.5, is_causal=True, implementation="xla")[0]
+    np.testing.assert_allclose(ruled, fast, rtol=1e-5, atol=1e-5)

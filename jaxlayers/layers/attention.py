@@ -128,6 +128,19 @@ def _expand_mask(mask, scores_rank: int, n_axes: int):
     return mask
 
 
+# Measured on a 2-core CPU (docs/bench.md, "transformer"): from 512 keys on, XLA:CPU runs the
+# plain einsum softmax faster than jax.nn.dot_product_attention (training 0.78-0.87x at 512,
+# 0.42-0.45x at 2048; inference 0.57-0.76x); at 128 they tie. Elsewhere the fast path stays.
+EINSUM_FROM_KEYS_ON_CPU = 512
+
+
+def _einsum_is_faster(key, implementation) -> bool:
+    """The measured rule: on CPU, with no implementation asked for, long key sequences take
+    the einsum path."""
+    return (implementation is None and jax.default_backend() == "cpu"
+            and key.ndim == 4 and key.shape[1] >= EINSUM_FROM_KEYS_ON_CPU)
+
+
 def dot_product_attention(query, key, value, mask=None, *, scale, attn_axes=(1,),
                           is_causal=False, dropout=0.0, rng=None, train=False,
                           return_scores=False, implementation=None):
@@ -138,13 +151,15 @@ def dot_product_attention(query, key, value, mask=None, *, scale, attn_axes=(1,)
     ``(output (B, .., T, N, Hv), scores or None)``. The fast path
     (`jax.nn.dot_product_attention`) serves one attention axis without dropout in
     training, without returned scores, with value heads the size of key heads and
-    inputs below float64; otherwise scores are computed in float32 (or float64) and dropout hits the weights. On both
+    inputs below float64, and (on CPU) fewer than EINSUM_FROM_KEYS_ON_CPU keys; otherwise
+    scores are computed in float32 (or float64) and dropout hits the weights. On both
     paths a query whose mask row is all False gets a zero output (Keras' Softmax).
     """
     heads, kv_heads = query.shape[-2], key.shape[-2]
     explicit = (len(attn_axes) != 1 or query.ndim != 4 or return_scores
                 or (train and dropout > 0) or value.shape[-1] != key.shape[-1]
-                or query.dtype == jnp.float64)      # jax's softmax would run in float32
+                or query.dtype == jnp.float64       # jax's softmax would run in float32
+                or _einsum_is_faster(key, implementation))
     if not explicit:
         if mask is not None:
             mask = _expand_mask(mask, 4, 1)
