@@ -16,8 +16,7 @@ import jax
 from .core import (Layer, Shape, ShapeError, as_shape, call_child, child_rng, describe,
                    from_stateful, init_child, is_free, located, named, stateful_init)
 from .layers.checks import check_input
-from .graph import (Graph, Input, Node, SymbolicTensor, build_graph, is_symbolic, snake_case,
-                    _leaves, _map, _tuplify)
+from .graph import Graph, Input, SymbolicTensor, build_graph, is_symbolic, _leaves, _map, _tuplify
 
 __all__ = ["Input", "Model", "SymbolicTensor", "named"]
 

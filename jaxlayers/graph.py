@@ -23,7 +23,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from .core import (Layer, Shape, ShapeError, as_layer, call_child, dummy_shape, named,
+from .core import (Layer, Shape, ShapeError, call_child, dummy_shape, named,
                    on_symbolic_call, stateful_init)
 
 _node_ids = itertools.count()

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import jaxlayers as jl
-from jaxlayers.functional import Node, SymbolicTensor, snake_case
+from jaxlayers.graph import Node, SymbolicTensor, snake_case
 
 KEY = jax.random.key(0)
 L = keras.layers

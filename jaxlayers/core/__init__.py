@@ -12,7 +12,7 @@ The contract is this small package; it imports nothing else from jaxlayers.
 from .shapes import Shape, ShapeError, as_shape, dummy_shape, is_free, located, shape_matches
 from .masks import DROP, PASS, THREAD, MaskRule, consumes_mask, makes_mask
 from .params_check import check_params, stateful_call_error
-from .layer import Layer, _no_constraint, _zero_penalty, describe, on_symbolic_call  # noqa: F401
+from .layer import Layer, describe, on_symbolic_call
 from .lifting import (as_layer, function_layer, infer_shape, inference, named, stateful_init,
                       with_state)
 from .children import Record, call_child, child_rng, from_stateful, init_child, recording

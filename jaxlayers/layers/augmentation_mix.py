@@ -52,7 +52,7 @@ def cut_mix(images, labels, box, permutation, channels_first=False):
     return images, labels
 
 
-def _mixing_layer(kind, name, data_format, draw, transform):
+def _mixing_layer(name, data_format, draw, transform):
     """A layer on an image batch or ``{"images", "labels"}``: in training, `draw(rng, images)`
     gives the parameters and `transform(images, labels, params)` mixes."""
     def split(tree):
@@ -121,7 +121,7 @@ def MixUp(alpha=0.2, data_format=None, seed=None) -> Layer:
                                                                    jnp.floating) else images
         return mix_up(images, labels, *params)
 
-    return _mixing_layer("MixUp", name, data_format, draw, transform)
+    return _mixing_layer(name, data_format, draw, transform)
 
 
 @keras_layer
@@ -163,4 +163,4 @@ def CutMix(factor=1.0, seed=None, data_format=None) -> Layer:
     def transform(images, labels, params):
         return cut_mix(images, labels, *params, channels_first=first)
 
-    return _mixing_layer("CutMix", name, data_format, draw, transform)
+    return _mixing_layer(name, data_format, draw, transform)

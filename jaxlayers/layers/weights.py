@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from .. import constraints, regularizers
-from ..core import ShapeError, _no_constraint, _zero_penalty
+from ..core import ShapeError
+from ..core.layer import _no_constraint, _zero_penalty
 
 __all__ = ["weight_hooks"]
 
