@@ -21,33 +21,45 @@ _MISSING = object()
 
 
 def from_stateful(init_s: Callable, run: Callable, *, stateful: bool, empty_state,
-                  **fields) -> Layer:
+                  keywords: tuple = (), **fields) -> Layer:
     """A Layer from its stateful form; the stateless form is derived when not `stateful`.
 
     ``init_s(key, input_shape) -> (output_shape, params, state)`` and
-    ``run(params, state, x, rng, train, mask) -> (y, mask_after, new_state)``. The Layer's
-    `apply` takes ``mask=`` and ``return_mask=`` (then returning ``(y, mask_after)`` for
-    `y`) and its rule is `THREAD`; when not `stateful`, `init` drops the state and `apply`
-    runs with `empty_state`. `fields` are the other Layer fields (name, penalty, ...).
+    ``run(params, state, x, rng, train, mask, **extra) -> (y, mask_after, new_state)``.
+    The Layer's `apply` takes ``mask=`` and ``return_mask=`` (then returning
+    ``(y, mask_after)`` for `y`) and its rule is `THREAD`; when not `stateful`, `init`
+    drops the state and `apply` runs with `empty_state`. `keywords` names further call
+    keywords `apply` accepts (Bidirectional's ``initial_state``): those given, and not
+    None, reach `run` as `extra`; any other is a TypeError naming the layer. `fields` are
+    the other Layer fields (name, penalty, ...).
     """
+    name = fields.get("name", "layer")
+
+    def extra_keywords(given):
+        unknown = sorted(set(given) - set(keywords))
+        if unknown:
+            takes = ", ".join(("mask", "return_mask") + tuple(keywords))
+            raise TypeError(f"{name}: apply got an unexpected keyword argument "
+                            f"{unknown[0]!r} (it takes rng, train, {takes})")
+        return {k: v for k, v in given.items() if v is not None}
+
     if stateful:
         def init(key, input_shape=None):
             return init_s(key, input_shape)
 
         def apply(params, state, x=_MISSING, *, rng=None, train=False, mask=None,
-                  return_mask=False):
+                  return_mask=False, **given):
             if x is _MISSING:
-                raise TypeError(stateful_call_error(fields.get("name", "layer"),
-                                                    fields.get("children", ())))
-            y, ymask, state = run(params, state, x, rng, train, mask)
+                raise TypeError(stateful_call_error(name, fields.get("children", ())))
+            y, ymask, state = run(params, state, x, rng, train, mask, **extra_keywords(given))
             return ((y, ymask) if return_mask else y), state
     else:
         def init(key, input_shape=None):
             out_shape, params, _ = init_s(key, input_shape)
             return out_shape, params
 
-        def apply(params, x, *, rng=None, train=False, mask=None, return_mask=False):
-            y, ymask, _ = run(params, empty_state, x, rng, train, mask)
+        def apply(params, x, *, rng=None, train=False, mask=None, return_mask=False, **given):
+            y, ymask, _ = run(params, empty_state, x, rng, train, mask, **extra_keywords(given))
             return (y, ymask) if return_mask else y
 
     return Layer(init, apply, stateful=stateful, masking=THREAD, **fields)
@@ -103,15 +115,19 @@ def init_child(layer: Layer, key, input_shape, place: str):
     return out
 
 
-def call_child(layer: Layer, params, state, x, rng, train, place: str = "", mask=None):
+def call_child(layer: Layer, params, state, x, rng, train, place: str = "", mask=None,
+               **keywords):
     """Run a child's apply in the stateful form: ``(y, mask_after, new_state)``.
 
     The one routine every container uses. The child gets ``mask=`` when its rule
     `takes` one (and a mask is there); the mask after it follows its `MaskRule`. A
-    ShapeError inside names `place`.
+    ShapeError inside names `place`. `keywords` are further call keywords for the child
+    (an RNN's ``initial_state``).
     """
     rule = layer.masking
-    kwargs = {"mask": mask} if mask is not None and rule.takes else {}
+    kwargs = dict(keywords)
+    if mask is not None and rule.takes:
+        kwargs["mask"] = mask
     if rule.out == "self":
         kwargs["return_mask"] = True
     with located(place, layer.name):
