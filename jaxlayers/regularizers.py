@@ -125,10 +125,12 @@ def with_activity_regularizer(layer, regularizer):
 
     def apply(params, state, x, *, rng=None, train=False, **kwargs):
         y, inner_state = inner.apply(params, state["layer"], x, rng=rng, train=train, **kwargs)
+        # a container (Bidirectional, TimeDistributed) asked for return_mask gives (y, mask)
+        outputs = y[0] if kwargs.get("return_mask") else y
         loss = state["activity_loss"]
         if train:
             loss = jnp.zeros((), jnp.float32)
-            for out in jax.tree_util.tree_leaves(y):
+            for out in jax.tree_util.tree_leaves(outputs):
                 term = jnp.asarray(reg(out), jnp.float32)
                 if out.ndim > 0:
                     term = term / out.shape[0] if out.shape[0] else jnp.zeros_like(term)

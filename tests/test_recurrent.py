@@ -685,4 +685,10 @@ def test_time_distributed_hands_each_step_its_mask_like_keras():
     assert not np.allclose(y, unmasked, atol=1e-3)
     # A (batch, time) mask is not the inner LSTM's: Dense-like use is unchanged.
     td = jl.TimeDistributed(jl.Dense(2))
-    assert not td.masking.takes and td.masking.out == "pass"
+    assert td.masking == jl.core.THREAD   # a container: it threads the mask itself
+    _, dparams = td.init(KEY, (None, 3, F))
+    mask = np.array([[True, True, False], [True, False, False]])
+    xd = data((2, 3, F))
+    y, passed = td.apply(dparams, xd, mask=mask, return_mask=True)
+    np.testing.assert_array_equal(passed, mask)
+    close(y, td.apply(dparams, xd))   # Dense takes no mask: the numbers do not change
