@@ -262,6 +262,34 @@ def _keras_cell(spec: GatedCellSpec, args: dict, **name_more) -> Cell:
                         args["recurrent_dropout"], **name_more))
 
 
+def checked_cell_args(kind, args) -> dict:
+    """A built-in cell's Keras arguments, read by name from `args` (the ``locals()`` of the
+    cell's constructor or of the RNN layer built on one), checked with errors naming
+    `kind`: a copy with units, use_bias, dropout and recurrent_dropout normalised (seed,
+    implementation, unit_forget_bias and reset_after are checked too)."""
+    flags = {f: args[f] for f in ("unit_forget_bias", "reset_after") if f in args}
+    checked = dict(args)
+    (checked["units"], checked["use_bias"], checked["dropout"],
+     checked["recurrent_dropout"]) = check_cell_arguments(
+        kind, args["units"], args["use_bias"], args["dropout"], args["recurrent_dropout"],
+        args["seed"], args.get("implementation", 2), **flags)
+    return checked
+
+
+def _cell_args(kind, args):
+    """``(args, activation, recurrent_activation)`` for a built-in cell constructor:
+    `checked_cell_args`, activity_regularizer refused, the activations looked up (the
+    recurrent one None for a cell without it)."""
+    args = checked_cell_args(kind, args)
+    refuse_cell_activity_regularizer(kind, args["activity_regularizer"])
+    act = lookup(_activations, "activation", args["activation"], kind)
+    rec_act = None
+    if "recurrent_activation" in args:
+        rec_act = lookup(_activations, "recurrent_activation", args["recurrent_activation"],
+                         kind)
+    return args, act, rec_act
+
+
 def _plain_bias(params):
     return params.get("bias")
 
@@ -287,10 +315,8 @@ def SimpleRNNCell(units, activation="tanh", use_bias=True, kernel_initializer="g
 
     Input shape: one time step ``(batch, features)``. Output shape: ``(batch, units)``.
     """
-    units, use_bias, dropout, recurrent_dropout = check_cell_arguments(
-        "SimpleRNNCell", units, use_bias, dropout, recurrent_dropout, seed)
-    refuse_cell_activity_regularizer("SimpleRNNCell", activity_regularizer)
-    act = lookup(_activations, "activation", activation, "SimpleRNNCell")
+    args, act, _ = _cell_args("SimpleRNNCell", locals())
+    units = args["units"]
 
     def step(params, x_t, states, rec_masks):
         h = act(x_t + _gate_matmul(states[0], params["recurrent_kernel"], rec_masks, 1))
@@ -299,7 +325,7 @@ def SimpleRNNCell(units, activation="tanh", use_bias=True, kernel_initializer="g
     spec = GatedCellSpec("SimpleRNNCell", gates=1, n_states=1, step=step,
                          bias_init=lambda binit, k: binit(k, (units,), jnp.float32),
                          input_bias=_plain_bias)
-    return _keras_cell(spec, locals())
+    return _keras_cell(spec, args)
 
 
 @keras_layer
@@ -328,12 +354,8 @@ def LSTMCell(units, activation="tanh", recurrent_activation="sigmoid", use_bias=
 
     Input shape: one time step ``(batch, features)``. Output shape: ``(batch, units)``.
     """
-    units, use_bias, dropout, recurrent_dropout = check_cell_arguments(
-        "LSTMCell", units, use_bias, dropout, recurrent_dropout, seed, implementation,
-        unit_forget_bias=unit_forget_bias)
-    refuse_cell_activity_regularizer("LSTMCell", activity_regularizer)
-    act = lookup(_activations, "activation", activation, "LSTMCell")
-    rec_act = lookup(_activations, "recurrent_activation", recurrent_activation, "LSTMCell")
+    args, act, rec_act = _cell_args("LSTMCell", locals())
+    units = args["units"]
 
     def bias_init(binit, key):
         if unit_forget_bias:
@@ -352,7 +374,7 @@ def LSTMCell(units, activation="tanh", recurrent_activation="sigmoid", use_bias=
 
     spec = GatedCellSpec("LSTMCell", gates=4, n_states=2, step=step, bias_init=bias_init,
                          input_bias=_plain_bias)
-    return _keras_cell(spec, locals())
+    return _keras_cell(spec, args)
 
 
 @keras_layer
@@ -382,12 +404,8 @@ def GRUCell(units, activation="tanh", recurrent_activation="sigmoid", use_bias=T
 
     Input shape: one time step ``(batch, features)``. Output shape: ``(batch, units)``.
     """
-    units, use_bias, dropout, recurrent_dropout = check_cell_arguments(
-        "GRUCell", units, use_bias, dropout, recurrent_dropout, seed, implementation,
-        reset_after=reset_after)
-    refuse_cell_activity_regularizer("GRUCell", activity_regularizer)
-    act = lookup(_activations, "activation", activation, "GRUCell")
-    rec_act = lookup(_activations, "recurrent_activation", recurrent_activation, "GRUCell")
+    args, act, rec_act = _cell_args("GRUCell", locals())
+    units = args["units"]
     shape = (2, 3 * units) if reset_after else (3 * units,)
 
     def input_bias(params):
@@ -421,5 +439,5 @@ def GRUCell(units, activation="tanh", recurrent_activation="sigmoid", use_bias=T
     spec = GatedCellSpec("GRUCell", gates=3, n_states=1, step=step,
                          bias_init=lambda binit, k: binit(k, shape, jnp.float32),
                          input_bias=input_bias)
-    return _keras_cell(spec, locals(), **({} if reset_after else {"reset_after": False}))
+    return _keras_cell(spec, args, **({} if reset_after else {"reset_after": False}))
 

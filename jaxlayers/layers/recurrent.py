@@ -9,6 +9,8 @@ layer's state channel, under the key ``"rnn_state"``.
 """
 from __future__ import annotations
 
+import inspect
+
 import jax
 import jax.numpy as jnp
 from jax import lax
@@ -17,9 +19,10 @@ from ..core import Layer, Shape, ShapeError, as_shape, is_free, makes_mask
 from .checks import check_rank, need_rng
 from ..regularizers import with_activity_regularizer
 from .args import boolean, keras_layer
-from .cells import Cell, GRUCell, LSTMCell, SimpleRNNCell, repeated_state
+from .cells import (Cell, GRUCell, LSTMCell, SimpleRNNCell, checked_cell_args,
+                    repeated_state)
 from .rnn_args import (CELL_ARGS, CELL_HEADS, CUDNN_ARG, IMPLEMENTATION_ARG, LAYER_ARGS,
-                       check_cell_arguments, check_cudnn, shared_args)
+                       check_cudnn, shared_args)
 from .stacked_cells import StackedRNNCells
 
 __all__ = ["Cell", "GRU", "GRUCell", "LSTM", "LSTMCell", "RNN", "SimpleRNN", "SimpleRNNCell",
@@ -257,9 +260,22 @@ def reset_states(state):
     return jax.tree_util.tree_map_with_path(reset, state)
 
 
-def _named(kind, cell, **layer_args):
-    """``RNN(cell)`` shown as `kind` with the cell's arguments, e.g. ``LSTM(32)``."""
-    return _rnn_layer(cell, name=kind + cell.name[cell.name.index("("):], **layer_args)
+_RNN_ARGS = ("return_sequences", "return_state", "go_backwards", "stateful", "unroll",
+             "zero_output_for_mask", "activity_regularizer")
+
+
+def _cell_layer(kind, make_cell, args):
+    """``RNN(make_cell(...))`` shown as `kind` with the cell's arguments (``LSTM(32)``),
+    from the layer constructor's ``locals()`` `args`: checked with errors naming `kind`,
+    the cell's arguments handed to `make_cell` by name, the RNN's to `_rnn_layer`."""
+    checked_cell_args(kind, args)
+    if "use_cudnn" in args:
+        check_cudnn(kind, args["use_cudnn"])
+    takes = inspect.signature(make_cell).parameters
+    cell = make_cell(**{k: v for k, v in args.items()
+                        if k in takes and k != "activity_regularizer"})
+    return _rnn_layer(cell, name=kind + cell.name[cell.name.index("("):],
+                      **{k: args[k] for k in _RNN_ARGS})
 
 
 @keras_layer
@@ -281,15 +297,7 @@ def SimpleRNN(units, activation="tanh", use_bias=True, kernel_initializer="gloro
     Input shape: ``(batch, time, features)``. Output shape: ``(batch, units)``, or
     ``(batch, time, units)`` with return_sequences; with return_state ``(output, h)``.
     """
-    check_cell_arguments("SimpleRNN", units, use_bias, dropout, recurrent_dropout, seed)
-    cell = SimpleRNNCell(units, activation, use_bias, kernel_initializer, recurrent_initializer,
-                         bias_initializer, kernel_regularizer, recurrent_regularizer,
-                         bias_regularizer, kernel_constraint, recurrent_constraint,
-                         bias_constraint, dropout, recurrent_dropout, seed)
-    return _named("SimpleRNN", cell, return_sequences=return_sequences,
-                  return_state=return_state, go_backwards=go_backwards, stateful=stateful,
-                  unroll=unroll, zero_output_for_mask=zero_output_for_mask,
-                  activity_regularizer=activity_regularizer)
+    return _cell_layer("SimpleRNN", SimpleRNNCell, locals())
 
 
 @keras_layer
@@ -314,18 +322,7 @@ def LSTM(units, activation="tanh", recurrent_activation="sigmoid", use_bias=True
     Input shape: ``(batch, time, features)``. Output shape: ``(batch, units)``, or
     ``(batch, time, units)`` with return_sequences; with return_state ``(output, h, c)``.
     """
-    check_cell_arguments("LSTM", units, use_bias, dropout, recurrent_dropout, seed,
-                         implementation, unit_forget_bias=unit_forget_bias)
-    check_cudnn("LSTM", use_cudnn)
-    cell = LSTMCell(units, activation, recurrent_activation, use_bias, kernel_initializer,
-                    recurrent_initializer, bias_initializer, unit_forget_bias,
-                    kernel_regularizer, recurrent_regularizer, bias_regularizer,
-                    kernel_constraint, recurrent_constraint, bias_constraint, dropout,
-                    recurrent_dropout, seed, implementation)
-    return _named("LSTM", cell, return_sequences=return_sequences, return_state=return_state,
-                  go_backwards=go_backwards, stateful=stateful, unroll=unroll,
-                  zero_output_for_mask=zero_output_for_mask,
-                  activity_regularizer=activity_regularizer)
+    return _cell_layer("LSTM", LSTMCell, locals())
 
 
 @keras_layer
@@ -350,15 +347,4 @@ def GRU(units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
     Input shape: ``(batch, time, features)``. Output shape: ``(batch, units)``, or
     ``(batch, time, units)`` with return_sequences; with return_state ``(output, h)``.
     """
-    check_cell_arguments("GRU", units, use_bias, dropout, recurrent_dropout, seed,
-                         implementation, reset_after=reset_after)
-    check_cudnn("GRU", use_cudnn)
-    cell = GRUCell(units, activation, recurrent_activation, use_bias, kernel_initializer,
-                   recurrent_initializer, bias_initializer, kernel_regularizer,
-                   recurrent_regularizer, bias_regularizer, kernel_constraint,
-                   recurrent_constraint, bias_constraint, dropout, recurrent_dropout,
-                   reset_after, seed, implementation)
-    return _named("GRU", cell, return_sequences=return_sequences, return_state=return_state,
-                  go_backwards=go_backwards, stateful=stateful, unroll=unroll,
-                  zero_output_for_mask=zero_output_for_mask,
-                  activity_regularizer=activity_regularizer)
+    return _cell_layer("GRU", GRUCell, locals())
