@@ -6,7 +6,8 @@ A constructor's docstring (or a template that a family's per-rank constructors s
 part as ``{key}``; it is replaced when the module is imported, so ``Conv2D.__doc__`` and
 ``help(jl.Conv2D)`` show the whole Keras-style docstring. A part of several lines is indented
 like the line that names it. A ``{key}`` that nothing fills fails at import, naming the
-constructor.
+constructor. ``{shared_args}`` stands for the entries (`ARGS`) of the constructor's arguments
+that its docstring does not document itself, in the order of its signature.
 """
 from __future__ import annotations
 
@@ -16,17 +17,25 @@ import textwrap
 
 from .args import keras_layer
 
-__all__ = ["PARTS", "doc", "fill", "per_rank", "rank_parts", "weight_args"]
+__all__ = ["ARGS", "PARTS", "doc", "fill", "per_rank", "rank_parts", "shared_args",
+           "weight_args"]
 
 _KEY = re.compile(r"\{(\w+)\}")
 
-# ``Args:`` entries and shape lines that constructors of several families share.
-PARTS = {
-    "data_format": 'data_format: "channels_last" (None) or "channels_first".',
-    "seed": "seed: accepted for Keras compatibility (an int) and unused: keys come from `rng`.",
-    "same_images": "Input shape: ``(batch, h, w, channels)`` (or channels first). Output shape: "
-                   "the same.",
+# The ``Args:`` entries of arguments that constructors of several families share, by name.
+ARGS = {
+    "data_format": '"channels_last" (None) or "channels_first".',
+    "seed": "accepted for Keras compatibility (an int) and unused: keys come from `rng`.",
+    "interpolation": '"bilinear" or "nearest".',
+    "fill_mode": '"reflect", "wrap", "constant" or "nearest" (points outside the image).',
+    "fill_value": 'the value outside the image with fill_mode "constant".',
+    "value_range": "the images' ``(low, high)``; outputs are clipped to it.",
 }
+
+# Parts any docstring may name: each shared argument's entry (``{seed}``), and shape lines.
+PARTS = {**{name: f"{name}: {text}" for name, text in ARGS.items()},
+         "same_images": "Input shape: ``(batch, h, w, channels)`` (or channels first). Output "
+                        "shape: the same."}
 
 _SPATIAL = {1: "steps", 2: "rows, cols", 3: "d1, d2, d3"}
 
@@ -74,12 +83,24 @@ def fill(template: str, where: str = "a docstring", **values) -> str:
     return "\n".join(lines)
 
 
+def shared_args(constructor, text: str) -> str:
+    """The ``Args:`` entries (from `ARGS`) of `constructor`'s arguments that `text` does not
+    document itself, in the order of its signature."""
+    def documented(name):
+        return ("{" + name + "}" in text
+                or re.search(rf"^\s+[\w, ]*\b{name}\b[\w, ]*:", text, re.M) is not None)
+    return "\n".join(PARTS[name] for name in inspect.signature(constructor).parameters
+                     if name in ARGS and not documented(name))
+
+
 def doc(template: str | None = None, *, rank: int | None = None, **values):
     """A decorator giving a constructor its docstring: `template` (default: its own docstring)
-    filled by `fill` with `values`, the `rank_parts` of `rank`, and ``{kind}`` its name."""
+    filled by `fill` with `values`, the `rank_parts` of `rank`, ``{kind}`` its name and
+    ``{shared_args}`` the `ARGS` entries of its arguments the docstring does not document."""
     def put(constructor):
         text = constructor.__doc__ if template is None else template
-        known = {"kind": constructor.__name__, **(rank_parts(rank) if rank else {}), **values}
+        known = {"kind": constructor.__name__, **(rank_parts(rank) if rank else {}),
+                 "shared_args": shared_args(constructor, text), **values}
         constructor.__doc__ = fill(text, constructor.__name__, **known)
         return constructor
     return put
