@@ -216,34 +216,25 @@ def VarianceScaling(scale=1.0, mode="fan_in", distribution="truncated_normal", s
     return init
 
 
-def GlorotUniform(seed=None, input_axes=None, output_axes=None):
-    """Glorot/Xavier uniform: `VarianceScaling(1.0, "fan_avg", "uniform")`."""
-    return VarianceScaling(1.0, "fan_avg", "uniform", seed, input_axes, output_axes)
+def _variance_scaling_preset(name, who, scale, mode, distribution):
+    """Keras' named `VarianceScaling` preset `name` (``seed, input_axes, output_axes``)."""
+    def preset(seed=None, input_axes=None, output_axes=None):
+        return VarianceScaling(scale, mode, distribution, seed, input_axes, output_axes)
+
+    preset.__name__ = preset.__qualname__ = name
+    preset.__doc__ = f'{who}: `VarianceScaling({scale}, "{mode}", "{distribution}")`.'
+    return preset
 
 
-def GlorotNormal(seed=None, input_axes=None, output_axes=None):
-    """Glorot/Xavier normal: `VarianceScaling(1.0, "fan_avg", "truncated_normal")`."""
-    return VarianceScaling(1.0, "fan_avg", "truncated_normal", seed, input_axes, output_axes)
-
-
-def HeUniform(seed=None, input_axes=None, output_axes=None):
-    """He uniform: `VarianceScaling(2.0, "fan_in", "uniform")`."""
-    return VarianceScaling(2.0, "fan_in", "uniform", seed, input_axes, output_axes)
-
-
-def HeNormal(seed=None, input_axes=None, output_axes=None):
-    """He normal: `VarianceScaling(2.0, "fan_in", "truncated_normal")`."""
-    return VarianceScaling(2.0, "fan_in", "truncated_normal", seed, input_axes, output_axes)
-
-
-def LecunUniform(seed=None, input_axes=None, output_axes=None):
-    """LeCun uniform: `VarianceScaling(1.0, "fan_in", "uniform")`."""
-    return VarianceScaling(1.0, "fan_in", "uniform", seed, input_axes, output_axes)
-
-
-def LecunNormal(seed=None, input_axes=None, output_axes=None):
-    """LeCun normal: `VarianceScaling(1.0, "fan_in", "truncated_normal")`."""
-    return VarianceScaling(1.0, "fan_in", "truncated_normal", seed, input_axes, output_axes)
+GlorotUniform = _variance_scaling_preset("GlorotUniform", "Glorot/Xavier uniform", 1.0, "fan_avg",
+                                         "uniform")
+GlorotNormal = _variance_scaling_preset("GlorotNormal", "Glorot/Xavier normal", 1.0, "fan_avg",
+                                        "truncated_normal")
+HeUniform = _variance_scaling_preset("HeUniform", "He uniform", 2.0, "fan_in", "uniform")
+HeNormal = _variance_scaling_preset("HeNormal", "He normal", 2.0, "fan_in", "truncated_normal")
+LecunUniform = _variance_scaling_preset("LecunUniform", "LeCun uniform", 1.0, "fan_in", "uniform")
+LecunNormal = _variance_scaling_preset("LecunNormal", "LeCun normal", 1.0, "fan_in",
+                                       "truncated_normal")
 
 
 def Orthogonal(gain=1.0, seed=None):

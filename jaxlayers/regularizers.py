@@ -21,44 +21,46 @@ def _check_factor(who, name, value):
 
 
 @dataclasses.dataclass(frozen=True)
-class L1:
+class _FactorPenalty:
+    """Keras' L1 / L2 penalties: ``l1 * sum(|x|) + l2 * sum(x ** 2)`` over the factors a
+    subclass declares as fields. Keras' rules: a factor given as None takes its field's
+    default; each is a finite non-negative float; a term with a zero factor is left out
+    (L1L2), a lone factor's term always computed (L1, L2)."""
+
+    def __post_init__(self):
+        for field in dataclasses.fields(self):
+            if getattr(self, field.name) is None:
+                object.__setattr__(self, field.name, field.default)
+            _check_factor(type(self).__name__, field.name, getattr(self, field.name))
+
+    def __call__(self, x):
+        terms = {"l1": jnp.abs, "l2": jnp.square}
+        fields = dataclasses.fields(self)
+        total = jnp.zeros((), x.dtype)
+        for field in fields:
+            factor = getattr(self, field.name)
+            if factor or len(fields) == 1:
+                total = total + factor * jnp.sum(terms[field.name](x))
+        return total
+
+
+@dataclasses.dataclass(frozen=True)
+class L1(_FactorPenalty):
     """``l1 * sum(|x|)``."""
     l1: float = 0.01
 
-    def __post_init__(self):
-        _check_factor("L1", "l1", self.l1)
-
-    def __call__(self, x):
-        return self.l1 * jnp.sum(jnp.abs(x))
-
 
 @dataclasses.dataclass(frozen=True)
-class L2:
+class L2(_FactorPenalty):
     """``l2 * sum(x ** 2)``."""
     l2: float = 0.01
 
-    def __post_init__(self):
-        _check_factor("L2", "l2", self.l2)
-
-    def __call__(self, x):
-        return self.l2 * jnp.sum(jnp.square(x))
-
 
 @dataclasses.dataclass(frozen=True)
-class L1L2:
+class L1L2(_FactorPenalty):
     """``l1 * sum(|x|) + l2 * sum(x ** 2)``."""
     l1: float = 0.0
     l2: float = 0.0
-
-    def __post_init__(self):
-        # Keras reads None as 0.0.
-        object.__setattr__(self, "l1", 0.0 if self.l1 is None else self.l1)
-        object.__setattr__(self, "l2", 0.0 if self.l2 is None else self.l2)
-        _check_factor("L1L2", "l1", self.l1)
-        _check_factor("L1L2", "l2", self.l2)
-
-    def __call__(self, x):
-        return self.l1 * jnp.sum(jnp.abs(x)) + self.l2 * jnp.sum(jnp.square(x))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -38,6 +38,18 @@ def test_regularizer_values_match_keras(ours, theirs, w):
     np.testing.assert_allclose(ours(jnp.asarray(w)), np.asarray(theirs(w)), rtol=1e-6, atol=1e-7)
 
 
+def test_none_factors_and_zero_terms_follow_keras():
+    # Keras reads a None factor as the class default (0.01 for L1 / L2, 0 in L1L2) ...
+    w = jnp.asarray(W[1])
+    for ours, theirs in ((R.L1(None), keras.regularizers.L1(None)),
+                         (R.L2(None), keras.regularizers.L2(None))):
+        np.testing.assert_allclose(ours(w), np.asarray(theirs(w)), rtol=1e-6)
+    assert R.L1(None) == R.L1(0.01) and R.L2(None) == R.L2(0.01)
+    # ... and L1L2 leaves out a zero factor's term: an infinite weight costs no nan there.
+    w = jnp.asarray([[np.inf, 1.0]], jnp.float32)
+    assert float(R.L1L2(l1=0.0, l2=0.0)(w)) == float(keras.regularizers.L1L2(0.0, 0.0)(w)) == 0.0
+
+
 @pytest.mark.parametrize("factor,mode", [(0.01, "rows"), (0.2, "columns"), (1.0, "rows")])
 @pytest.mark.parametrize("w", W[:2], ids=["5x3", "4x6"])
 def test_orthogonal_regularizer_matches_keras(factor, mode, w):

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..core import Layer, ShapeError, describe, is_free
-from .args import keras_layer
+from .docstrings import per_rank
 from .spatial import Layout, data_format as _data_format, int_tuple
 
 __all__ = ["AdaptiveAveragePooling1D", "AdaptiveAveragePooling2D", "AdaptiveAveragePooling3D",
@@ -72,55 +72,34 @@ def _adaptive_pooling(kind: str, rank: int, reduce: str, output_size, data_forma
     return Layer(init, apply, name=name)
 
 
-_DOC = """Adaptive {what} pooling to a fixed {rank}-D output size (Keras' `{kind}`).
+def _adaptive_average(kind: str, rank: int, output_size, data_format=None) -> Layer:
+    return _adaptive_pooling(kind, rank, "average", output_size, data_format)
+
+
+def _adaptive_max(kind: str, rank: int, output_size, data_format=None) -> Layer:
+    return _adaptive_pooling(kind, rank, "max", output_size, data_format)
+
+
+_DOC = """Adaptive {what} pooling to a fixed {n}-D output size (Keras' `{kind}`).
 
     Output ``i`` along an axis of length ``n`` pooled to ``m`` takes the {what} over the
     input window ``[floor(i * n / m), ceil((i + 1) * n / m))``, so any input size gives the
     same output size (the spatial input axes must be known when the layer is built).
 
     Args:
-      output_size: an int or a tuple of {rank} ints, the output's spatial size.
-      data_format: "channels_last" (None) or "channels_first".
+      output_size: an int or a tuple of {n} ints, the output's spatial size.
+      {data_format}
 
-    Input shape: ``(batch, {sp}, channels)`` (channels_last) or ``(batch, channels, {sp})``.
+    Input shape: ``(batch, {spatial}, channels)`` (channels_last) or ``(batch, channels,
+    {spatial})``.
     Output shape: ``(batch, {out}, channels)`` or ``(batch, channels, {out})``, the
     spatial sizes given by `output_size`.
     """
+_OUT = {1: "m", 2: "m1, m2", 3: "m1, m2, m3"}
 
-
-def AdaptiveAveragePooling1D(output_size, data_format=None) -> Layer:
-    return _adaptive_pooling("AdaptiveAveragePooling1D", 1, "average", output_size, data_format)
-
-
-def AdaptiveAveragePooling2D(output_size, data_format=None) -> Layer:
-    return _adaptive_pooling("AdaptiveAveragePooling2D", 2, "average", output_size, data_format)
-
-
-def AdaptiveAveragePooling3D(output_size, data_format=None) -> Layer:
-    return _adaptive_pooling("AdaptiveAveragePooling3D", 3, "average", output_size, data_format)
-
-
-def AdaptiveMaxPooling1D(output_size, data_format=None) -> Layer:
-    return _adaptive_pooling("AdaptiveMaxPooling1D", 1, "max", output_size, data_format)
-
-
-def AdaptiveMaxPooling2D(output_size, data_format=None) -> Layer:
-    return _adaptive_pooling("AdaptiveMaxPooling2D", 2, "max", output_size, data_format)
-
-
-def AdaptiveMaxPooling3D(output_size, data_format=None) -> Layer:
-    return _adaptive_pooling("AdaptiveMaxPooling3D", 3, "max", output_size, data_format)
-
-
-for _fn, _rank in ((AdaptiveAveragePooling1D, 1), (AdaptiveAveragePooling2D, 2),
-                   (AdaptiveAveragePooling3D, 3), (AdaptiveMaxPooling1D, 1),
-                   (AdaptiveMaxPooling2D, 2), (AdaptiveMaxPooling3D, 3)):
-    _fn.__doc__ = _DOC.format(what="max" if "Max" in _fn.__name__ else "average", rank=_rank,
-                              kind=_fn.__name__, sp=("steps", "rows, cols", "d1, d2, d3")[_rank - 1],
-                              out=("m", "m1, m2", "m1, m2, m3")[_rank - 1])
-del _fn, _rank
-
-(AdaptiveAveragePooling1D, AdaptiveAveragePooling2D, AdaptiveAveragePooling3D,
- AdaptiveMaxPooling1D, AdaptiveMaxPooling2D, AdaptiveMaxPooling3D) = map(keras_layer, (
-    AdaptiveAveragePooling1D, AdaptiveAveragePooling2D, AdaptiveAveragePooling3D,
-    AdaptiveMaxPooling1D, AdaptiveMaxPooling2D, AdaptiveMaxPooling3D))
+AdaptiveAveragePooling1D, AdaptiveAveragePooling2D, AdaptiveAveragePooling3D = (
+    per_rank(_adaptive_average, f"AdaptiveAveragePooling{r}D", r, _DOC, what="average",
+             out=_OUT[r]) for r in (1, 2, 3))
+AdaptiveMaxPooling1D, AdaptiveMaxPooling2D, AdaptiveMaxPooling3D = (
+    per_rank(_adaptive_max, f"AdaptiveMaxPooling{r}D", r, _DOC, what="max", out=_OUT[r])
+    for r in (1, 2, 3))

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 from ..core import Layer, describe
 from .args import ArgumentTypeError, keras_layer, number
 from .augmentation import coin_flips, factor_range, image_layer, value_range_arg
+from .docstrings import doc
 
 __all__ = ["RandomSharpness", "RandomGaussianBlur", "RandomErasing", "depthwise_filter",
            "sharpen", "gaussian_kernel", "erase"]
@@ -37,6 +38,7 @@ def sharpen(x, factors, value_range):
 
 
 @keras_layer
+@doc()
 def RandomSharpness(factor, value_range=(0, 255), data_format=None, seed=None) -> Layer:
     """Sharpen or blur each image by a random amount in training; the identity in inference.
 
@@ -46,11 +48,9 @@ def RandomSharpness(factor, value_range=(0, 255), data_format=None, seed=None) -
 
     Args:
       factor: a number f (``[0, f]``) or a pair (lower, upper), in [0, 1].
-      value_range: the images' ``(low, high)``; outputs are clipped to it.
-      data_format: "channels_last" (None) or "channels_first".
-      seed: accepted for Keras compatibility (an int) and unused: keys come from `rng`.
+      {shared_args}
 
-    Input shape: ``(batch, h, w, channels)`` (or channels first). Output shape: the same.
+    {same_images}
     """
     kind = "RandomSharpness"
     low, high = factor_range(kind, "factor", factor, bounds=(0.0, 1.0))
@@ -86,6 +86,7 @@ def _odd_sizes(kind, kernel_size):
 
 
 @keras_layer
+@doc()
 def RandomGaussianBlur(factor=1.0, kernel_size=3, sigma=1.0, value_range=(0, 255),
                        data_format=None, seed=None) -> Layer:
     """Blur images with a Gaussian at random in training; the identity in inference.
@@ -99,11 +100,9 @@ def RandomGaussianBlur(factor=1.0, kernel_size=3, sigma=1.0, value_range=(0, 255
       factor: a number f (p in ``[0, f]``) or a pair (lower, upper), in [0, 1].
       kernel_size: the filter's size, an odd int or a pair of odd ints (width, height).
       sigma: a number s (``[0, s]``) or a pair (lower, upper), in [0, 1].
-      value_range: the images' ``(low, high)``; outputs are clipped to it.
-      data_format: "channels_last" (None) or "channels_first".
-      seed: accepted for Keras compatibility (an int) and unused: keys come from `rng`.
+      {shared_args}
 
-    Input shape: ``(batch, h, w, channels)`` (or channels first). Output shape: the same.
+    {same_images}
     """
     kind = "RandomGaussianBlur"
     low, high = factor_range(kind, "factor", factor, bounds=(0.0, 1.0))
@@ -147,6 +146,7 @@ def _fill_value(kind, fill_value):
 
 
 @keras_layer
+@doc()
 def RandomErasing(factor=1.0, scale=(0.02, 0.33), fill_value=None, value_range=(0, 255),
                   seed=None, data_format=None) -> Layer:
     """Erase a random rectangle of images at random in training; the identity in inference.
@@ -162,10 +162,9 @@ def RandomErasing(factor=1.0, scale=(0.02, 0.33), fill_value=None, value_range=(
         each side, squared.
       fill_value: None (noise), a number, or three numbers (one per channel).
       value_range: the images' ``(low, high)``; the fill is clipped to it.
-      seed: accepted for Keras compatibility (an int) and unused: keys come from `rng`.
-      data_format: "channels_last" (None) or "channels_first".
+      {shared_args}
 
-    Input shape: ``(batch, h, w, channels)`` (or channels first). Output shape: the same.
+    {same_images}
     """
     kind = "RandomErasing"
     low, high = factor_range(kind, "factor", factor, bounds=(0.0, 1.0))

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 from ..core import Layer, describe
 from .args import boolean, keras_layer, number, one_of, positive_int
 from .augmentation import factor_range, image_layer
+from .docstrings import doc
 
 __all__ = ["Resizing", "CenterCrop", "RandomFlip", "RandomRotation", "RandomZoom",
            "RandomTranslation", "RandomShear", "RandomCrop", "resize_images", "affine_transform"]
@@ -96,6 +97,7 @@ def _fill(kind, fill_mode, fill_value, interpolation):
 
 
 @keras_layer
+@doc()
 def Resizing(height, width, interpolation="bilinear", crop_to_aspect_ratio=False,
              pad_to_aspect_ratio=False, fill_mode="constant", fill_value=0.0, antialias=False,
              data_format=None) -> Layer:
@@ -111,7 +113,7 @@ def Resizing(height, width, interpolation="bilinear", crop_to_aspect_ratio=False
       fill_mode: "constant" only (Keras' only mode), the padding's mode.
       fill_value: the padding's value.
       antialias: filter when downsampling (jax.image.resize's antialias).
-      data_format: "channels_last" (None) or "channels_first".
+      {shared_args}
 
     Input shape: ``(batch, h, w, channels)`` (or channels first). Output shape: ``(batch,
     height, width, channels)``; floating (integer images become float32 and are not rounded).
@@ -151,6 +153,7 @@ def _center_crop(height, width):
 
 
 @keras_layer
+@doc()
 def CenterCrop(height, width, data_format=None) -> Layer:
     """Crop the center ``(height, width)`` window of images (smaller images are cropped to the
     target aspect ratio and resized up, as Keras does).
@@ -158,7 +161,7 @@ def CenterCrop(height, width, data_format=None) -> Layer:
     Args:
       height: the output height, an int > 0.
       width: the output width, an int > 0.
-      data_format: "channels_last" (None) or "channels_first".
+      {shared_args}
 
     Input shape: ``(batch, h, w, channels)`` (or channels first). Output shape: ``(batch,
     height, width, channels)``.
@@ -172,6 +175,7 @@ def CenterCrop(height, width, data_format=None) -> Layer:
 
 
 @keras_layer
+@doc()
 def RandomCrop(height, width, seed=None, data_format=None) -> Layer:
     """Crop a random ``(height, width)`` window in training (one window for the whole batch,
     as Keras); in inference, and for images not larger than the target, crop the largest
@@ -183,8 +187,7 @@ def RandomCrop(height, width, seed=None, data_format=None) -> Layer:
     Args:
       height: the output height, an int > 0.
       width: the output width, an int > 0.
-      seed: accepted for Keras compatibility (an int) and unused: keys come from `rng`.
-      data_format: "channels_last" (None) or "channels_first".
+      {shared_args}
 
     Input shape: ``(batch, h, w, channels)`` (or channels first), h and w known.
     Output shape: ``(batch, height, width, channels)``.
@@ -211,6 +214,7 @@ def RandomCrop(height, width, seed=None, data_format=None) -> Layer:
 
 
 @keras_layer
+@doc()
 def RandomFlip(mode="horizontal_and_vertical", seed=None, data_format=None) -> Layer:
     """Flip each image at random with probability 1/2 in training; the identity in inference.
 
@@ -219,10 +223,9 @@ def RandomFlip(mode="horizontal_and_vertical", seed=None, data_format=None) -> L
 
     Args:
       mode: "horizontal" (left-right), "vertical" (up-down) or "horizontal_and_vertical".
-      seed: accepted for Keras compatibility (an int) and unused: keys come from `rng`.
-      data_format: "channels_last" (None) or "channels_first".
+      {shared_args}
 
-    Input shape: ``(batch, h, w, channels)`` (or channels first). Output shape: the same.
+    {same_images}
     """
     kind = "RandomFlip"
     mode = one_of(kind, "mode", mode, ("horizontal", "vertical", "horizontal_and_vertical"))
@@ -237,7 +240,10 @@ def RandomFlip(mode="horizontal_and_vertical", seed=None, data_format=None) -> L
 
 def _affine_layer(kind, name, data_format, seed, matrices, interpolation, fill_mode,
                   fill_value, active):
-    """An augmentation drawing one affine map per image: ``matrices(rng, batch, h, w)``."""
+    """An augmentation drawing one affine map per image: ``matrices(rng, batch, h, w)``; the
+    fill arguments are checked here."""
+    interpolation = _fill(kind, fill_mode, fill_value, interpolation)
+
     def transform(rng, x):
         m = matrices(rng, x.shape[0], x.shape[1], x.shape[2])
         return affine_transform(x, m, interpolation, fill_mode, fill_value)
@@ -254,6 +260,7 @@ def rotation_matrices(angles, height, width):
 
 
 @keras_layer
+@doc()
 def RandomRotation(factor, fill_mode="reflect", interpolation="bilinear", seed=None,
                    fill_value=0.0, data_format=None) -> Layer:
     """Rotate each image by a random angle in training (``factor`` turns: 0.1 means up to
@@ -261,17 +268,12 @@ def RandomRotation(factor, fill_mode="reflect", interpolation="bilinear", seed=N
 
     Args:
       factor: a number f (angles in ``[-f, f]`` turns) or a pair (lower, upper), in [-1, 1].
-      fill_mode: "reflect", "wrap", "constant" or "nearest" (points outside the image).
-      interpolation: "bilinear" or "nearest".
-      seed: accepted for Keras compatibility (an int) and unused: keys come from `rng`.
-      fill_value: the value outside the image with fill_mode "constant".
-      data_format: "channels_last" (None) or "channels_first".
+      {shared_args}
 
-    Input shape: ``(batch, h, w, channels)`` (or channels first). Output shape: the same.
+    {same_images}
     """
     kind = "RandomRotation"
     low, high = factor_range(kind, "factor", factor)
-    interpolation = _fill(kind, fill_mode, fill_value, interpolation)
 
     def matrices(rng, batch, h, w):
         turns = jax.random.uniform(rng, (batch,), minval=low, maxval=high)
@@ -286,6 +288,7 @@ def _pair(kind, arg, value):
 
 
 @keras_layer
+@doc()
 def RandomZoom(height_factor, width_factor=None, fill_mode="reflect",
                interpolation="bilinear", seed=None, fill_value=0.0,
                data_format=None) -> Layer:
@@ -297,18 +300,13 @@ def RandomZoom(height_factor, width_factor=None, fill_mode="reflect",
     Args:
       height_factor: a number f (``[-f, f]``) or a pair (lower, upper), in [-1, 1].
       width_factor: like height_factor, or None to zoom both axes by the same amount.
-      fill_mode: "reflect", "wrap", "constant" or "nearest" (points outside the image).
-      interpolation: "bilinear" or "nearest".
-      seed: accepted for Keras compatibility (an int) and unused: keys come from `rng`.
-      fill_value: the value outside the image with fill_mode "constant".
-      data_format: "channels_last" (None) or "channels_first".
+      {shared_args}
 
-    Input shape: ``(batch, h, w, channels)`` (or channels first). Output shape: the same.
+    {same_images}
     """
     kind = "RandomZoom"
     h_range = _pair(kind, "height_factor", height_factor)
     w_range = None if width_factor is None else _pair(kind, "width_factor", width_factor)
-    interpolation = _fill(kind, fill_mode, fill_value, interpolation)
 
     def matrices(rng, batch, h, w):
         k1, k2 = jax.random.split(rng)
@@ -325,6 +323,7 @@ def RandomZoom(height_factor, width_factor=None, fill_mode="reflect",
 
 
 @keras_layer
+@doc()
 def RandomTranslation(height_factor, width_factor, fill_mode="reflect",
                       interpolation="bilinear", seed=None, fill_value=0.0,
                       data_format=None) -> Layer:
@@ -334,18 +333,13 @@ def RandomTranslation(height_factor, width_factor, fill_mode="reflect",
     Args:
       height_factor: a number f (shifts in ``[-f, f]`` of the height) or a pair, in [-1, 1].
       width_factor: the same for the width.
-      fill_mode: "reflect", "wrap", "constant" or "nearest" (points outside the image).
-      interpolation: "bilinear" or "nearest".
-      seed: accepted for Keras compatibility (an int) and unused: keys come from `rng`.
-      fill_value: the value outside the image with fill_mode "constant".
-      data_format: "channels_last" (None) or "channels_first".
+      {shared_args}
 
-    Input shape: ``(batch, h, w, channels)`` (or channels first). Output shape: the same.
+    {same_images}
     """
     kind = "RandomTranslation"
     h_range = _pair(kind, "height_factor", height_factor)
     w_range = _pair(kind, "width_factor", width_factor)
-    interpolation = _fill(kind, fill_mode, fill_value, interpolation)
 
     def matrices(rng, batch, h, w):
         k1, k2 = jax.random.split(rng)
@@ -368,6 +362,7 @@ def _shear_range(kind, arg, value):
 
 
 @keras_layer
+@doc()
 def RandomShear(x_factor=0.0, y_factor=0.0, interpolation="bilinear", fill_mode="reflect",
                 fill_value=0.0, data_format=None, seed=None) -> Layer:
     """Shear each image by random amounts in training; the identity in inference.
@@ -380,18 +375,13 @@ def RandomShear(x_factor=0.0, y_factor=0.0, interpolation="bilinear", fill_mode=
       x_factor: a number f (``[-f, f]``) or a pair (lower, upper) in [0, 1]: the shear along
         the width.
       y_factor: the same along the height.
-      interpolation: "bilinear" or "nearest".
-      fill_mode: "reflect", "wrap", "constant" or "nearest" (points outside the image).
-      fill_value: the value outside the image with fill_mode "constant".
-      data_format: "channels_last" (None) or "channels_first".
-      seed: accepted for Keras compatibility (an int) and unused: keys come from `rng`.
+      {shared_args}
 
-    Input shape: ``(batch, h, w, channels)`` (or channels first). Output shape: the same.
+    {same_images}
     """
     kind = "RandomShear"
     x_range = _shear_range(kind, "x_factor", x_factor)
     y_range = _shear_range(kind, "y_factor", y_factor)
-    interpolation = _fill(kind, fill_mode, fill_value, interpolation)
 
     def matrices(rng, batch, h, w):
         k1, k2, k3 = jax.random.split(rng, 3)

@@ -166,58 +166,31 @@ def _elementwise(kind, op, n=None, post=None, masked_fold=None):
                  masking=makes_mask(_or_masks, takes=masked_fold is not None))
 
 
-@keras_layer
-def Add() -> Layer:
-    """Sum a list of inputs elementwise (Keras broadcasting).
+def _merge(kind, summary, op, inputs="shapes that broadcast together", **options):
+    """The public constructor `kind` (no arguments) of an elementwise merge folding `op`; the
+    `options` go to `_elementwise`."""
+    def constructor() -> Layer:
+        return _elementwise(kind, op, **options)
 
-    Input shape: a list of shapes that broadcast together. Output shape: the broadcast shape.
+    constructor.__name__ = constructor.__qualname__ = kind
+    constructor.__doc__ = f"""{summary} (Keras broadcasting).
+
+    Input shape: a list of {inputs}. Output shape: the broadcast shape.
     """
-    return _elementwise("Add", jnp.add)
+    return keras_layer(constructor)
 
 
-@keras_layer
-def Subtract() -> Layer:
-    """``inputs[0] - inputs[1]`` for exactly two inputs (Keras broadcasting).
-
-    Input shape: a list of two shapes that broadcast. Output shape: the broadcast shape.
-    """
-    return _elementwise("Subtract", jnp.subtract, n=2)
-
-
-@keras_layer
-def Multiply() -> Layer:
-    """Multiply a list of inputs elementwise (Keras broadcasting).
-
-    Input shape: a list of shapes that broadcast together. Output shape: the broadcast shape.
-    """
-    return _elementwise("Multiply", jnp.multiply, masked_fold=_multiply_masked)
-
-
-@keras_layer
-def Average() -> Layer:
-    """The elementwise mean of a list of inputs (Keras broadcasting).
-
-    Input shape: a list of shapes that broadcast together. Output shape: the broadcast shape.
-    """
-    return _elementwise("Average", jnp.add, post=lambda y, n: y / n)
-
-
-@keras_layer
-def Maximum() -> Layer:
-    """The elementwise maximum of a list of inputs (Keras broadcasting).
-
-    Input shape: a list of shapes that broadcast together. Output shape: the broadcast shape.
-    """
-    return _elementwise("Maximum", jnp.maximum, masked_fold=_masked_fold)
-
-
-@keras_layer
-def Minimum() -> Layer:
-    """The elementwise minimum of a list of inputs (Keras broadcasting).
-
-    Input shape: a list of shapes that broadcast together. Output shape: the broadcast shape.
-    """
-    return _elementwise("Minimum", jnp.minimum, masked_fold=_masked_fold)
+Add = _merge("Add", "Sum a list of inputs elementwise", jnp.add)
+Subtract = _merge("Subtract", "``inputs[0] - inputs[1]`` for exactly two inputs", jnp.subtract,
+                  "two shapes that broadcast", n=2)
+Multiply = _merge("Multiply", "Multiply a list of inputs elementwise", jnp.multiply,
+                  masked_fold=_multiply_masked)
+Average = _merge("Average", "The elementwise mean of a list of inputs", jnp.add,
+                 post=lambda y, n: y / n)
+Maximum = _merge("Maximum", "The elementwise maximum of a list of inputs", jnp.maximum,
+                 masked_fold=_masked_fold)
+Minimum = _merge("Minimum", "The elementwise minimum of a list of inputs", jnp.minimum,
+                 masked_fold=_masked_fold)
 
 
 def _concat_shape(name, shapes, axis):

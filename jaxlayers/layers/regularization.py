@@ -20,6 +20,7 @@ from .checks import check_rank, need_rng, noise_shape_for
 from ..regularizers import L1L2, with_activity_regularizer
 from .args import fraction, keras_layer, number
 from .core import noise_shape_arg, noise_shape_init, seed_arg
+from .docstrings import doc
 from .spatial import data_format as _data_format
 
 __all__ = ["SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise",
@@ -57,45 +58,42 @@ def _spatial_dropout(kind, rate, rank, data_format, seed):
 
 
 @keras_layer
+@doc()
 def SpatialDropout1D(rate: float, seed=None) -> Layer:
     """Drop whole channels of a sequence (same mask along time), scaling the rest by 1/(1-rate).
 
     Args:
       rate: the fraction of channels dropped, in [0, 1].
-      seed: accepted for Keras compatibility (an int) and unused: keys come from `rng`.
+      {seed}
 
     Input shape: ``(batch, steps, channels)``. Output shape: the same.
     """
     return _spatial_dropout("SpatialDropout1D", rate, 3, "channels_last", seed)
 
 
-@keras_layer
-def SpatialDropout2D(rate: float, data_format: str = "channels_last", seed=None) -> Layer:
-    """Drop whole 2-D feature maps (same mask over rows and columns), scaling by 1/(1-rate).
+_SPATIAL_DROPOUT_DOC = """Drop whole {n}-D feature maps, scaling the rest by 1/(1-rate).
+
+    One mask value per example and channel, the same over the {spatial} of a map.
 
     Args:
       rate: the fraction of feature maps dropped, in [0, 1].
-      data_format: "channels_last" (None) or "channels_first".
-      seed: accepted for Keras compatibility (an int) and unused: keys come from `rng`.
+      {data_format}
+      {seed}
 
-    Input shape: ``(batch, rows, cols, channels)`` (channels_last) or ``(batch, channels,
-    rows, cols)`` (channels_first). Output shape: the same.
+    Input shape: ``(batch, {spatial}, channels)`` (channels_last) or ``(batch, channels,
+    {spatial})`` (channels_first). Output shape: the same.
     """
+
+
+@keras_layer
+@doc(_SPATIAL_DROPOUT_DOC, rank=2)
+def SpatialDropout2D(rate: float, data_format: str = "channels_last", seed=None) -> Layer:
     return _spatial_dropout("SpatialDropout2D", rate, 4, data_format, seed)
 
 
 @keras_layer
+@doc(_SPATIAL_DROPOUT_DOC, rank=3)
 def SpatialDropout3D(rate: float, data_format: str = "channels_last", seed=None) -> Layer:
-    """Drop whole 3-D feature maps, scaling the rest by 1/(1-rate).
-
-    Args:
-      rate: the fraction of feature maps dropped, in [0, 1].
-      data_format: "channels_last" (None) or "channels_first".
-      seed: accepted for Keras compatibility (an int) and unused: keys come from `rng`.
-
-    Input shape: ``(batch, d1, d2, d3, channels)`` (channels_last) or ``(batch, channels, d1,
-    d2, d3)`` (channels_first). Output shape: the same.
-    """
     return _spatial_dropout("SpatialDropout3D", rate, 5, data_format, seed)
 
 

@@ -1,9 +1,9 @@
 """Reshaping layers: Flatten, Reshape, Permute, RepeatVector; UpSampling1D/2D/3D,
 ZeroPadding1D/2D/3D, Cropping1D/2D/3D.
 
-All are parameter-free. The spatial ones have one N-D implementation per family
-(`_upsampling`, `_zero_padding`, `_cropping`), parameterised by the spatial rank, and act
-on the spatial axes of the layout (`data_format`); their public constructors are thin.
+All are parameter-free. The spatial ones have one N-D implementation, parameterised by the
+spatial rank (`_upsampling`; `_margins` for both padding and cropping), and act on the
+spatial axes of the layout (`data_format`); their public constructors are thin.
 """
 from __future__ import annotations
 
@@ -12,10 +12,12 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
 from ..core import Layer, Shape, ShapeError, as_shape, describe, is_free
 from .args import ArgumentTypeError, keras_layer, positive_int
 from .checks import check_rank
+from .docstrings import doc
 from .spatial import Layout, data_format as _data_format, int_tuple, pairs
 
 __all__ = ["Flatten", "Reshape", "Permute", "RepeatVector", "UpSampling1D", "UpSampling2D",
@@ -282,79 +284,23 @@ def UpSampling3D(size=(2, 2, 2), data_format=None) -> Layer:
 # --------------------------------------------------------------------------- padding, cropping
 
 
-def _zero_padding(kind, rank, padding, data_format=None) -> Layer:
-    amounts = pairs(kind, padding, rank, "padding")
+def _margins(kind, rank, arg, amounts, data_format=None) -> Layer:
+    """ZeroPadding (`arg` "padding") or Cropping ("cropping") of the spatial dims by
+    ``(before, after)`` amounts: one ``lax.pad``, whose negative widths crop."""
+    amounts = pairs(kind, amounts, rank, arg)
+    sign = 1 if arg == "padding" else -1
     layout = Layout(rank, _data_format(kind, data_format))
     opts = {"data_format": layout.data_format} if layout.first else {}
-    name = describe(kind, amounts if rank > 1 else amounts[0], **opts)
-
-    def init(key, input_shape):
-        shape = layout.check(name, input_shape, need_channels=False)
-        batch, spatial, channels = layout.split(shape)
-        out = tuple(None if n is None else n + lo + hi for n, (lo, hi) in zip(spatial, amounts))
-        return layout.join(batch, out, channels), ()
-
-    def apply(params, x, *, rng=None, train=False):
-        layout.check_array(name, x)
-        return jnp.pad(x, layout.window(amounts, (0, 0)))
-
-    return Layer(init, apply, name=name)
-
-
-@keras_layer
-def ZeroPadding1D(padding=1, data_format=None) -> Layer:
-    """Pad the time axis with zeros (Keras' `ZeroPadding1D`).
-
-    Args:
-      padding: an int (both sides) or a pair ``(left, right)``.
-      data_format: "channels_last" (None) or "channels_first".
-
-    Input shape: ``(batch, steps, features)`` (channels_last) or ``(batch, features, steps)``.
-    Output shape: steps + left + right.
-    """
-    return _zero_padding("ZeroPadding1D", 1, padding, data_format)
-
-
-@keras_layer
-def ZeroPadding2D(padding=(1, 1), data_format=None) -> Layer:
-    """Pad rows and columns with zeros (Keras' `ZeroPadding2D`).
-
-    Args:
-      padding: an int (every side), ``(rows, cols)`` (symmetric per dim) or
-        ``((top, bottom), (left, right))``.
-      data_format: "channels_last" (None) or "channels_first".
-
-    Input shape: ``(batch, rows, cols, channels)`` (channels_last) or
-    ``(batch, channels, rows, cols)``. Output shape: rows + top + bottom, cols + left + right.
-    """
-    return _zero_padding("ZeroPadding2D", 2, padding, data_format)
-
-
-@keras_layer
-def ZeroPadding3D(padding=((1, 1), (1, 1), (1, 1)), data_format=None) -> Layer:
-    """Pad the three spatial dims with zeros (Keras' `ZeroPadding3D`).
-
-    Args:
-      padding: an int, a tuple of 3 ints (symmetric per dim) or 3 ``(before, after)`` pairs.
-      data_format: "channels_last" (None) or "channels_first".
-
-    Input shape: ``(batch, d1, d2, d3, channels)`` (channels_last) or
-    ``(batch, channels, d1, d2, d3)``. Output shape: each dim grown by its padding.
-    """
-    return _zero_padding("ZeroPadding3D", 3, padding, data_format)
-
-
-def _cropping(kind, rank, cropping, data_format=None) -> Layer:
-    amounts = pairs(kind, cropping, rank, "cropping")
-    layout = Layout(rank, _data_format(kind, data_format))
-    opts = {"data_format": layout.data_format} if layout.first else {}
-    name = describe(kind, amounts if rank > 1 else amounts[0], **opts)
+    shown = amounts if rank > 1 else amounts[0]
+    name = describe(kind, shown, **opts)
+    widths = layout.window([(sign * lo, sign * hi, 0) for lo, hi in amounts], (0, 0, 0))
 
     def sizes(shape, spatial):
-        out = tuple(None if n is None else n - lo - hi for n, (lo, hi) in zip(spatial, amounts))
-        if any(o is not None and o < 1 for o in out):
-            raise ShapeError(f"cropping={amounts if rank > 1 else amounts[0]!r} leaves nothing of "
-                             f"input shape {Shape(shape)!r}", name)
+        out = tuple(None if n is None else n + sign * (lo + hi)
+                    for n, (lo, hi) in zip(spatial, amounts))
+        if sign < 0 and any(o is not None and o < 1 for o in out):
+            raise ShapeError(f"{arg}={shown!r} leaves nothing of input shape {Shape(shape)!r}",
+                             name)
         return out
 
     def init(key, input_shape):
@@ -363,14 +309,52 @@ def _cropping(kind, rank, cropping, data_format=None) -> Layer:
         return layout.join(batch, sizes(shape, spatial), channels), ()
 
     def apply(params, x, *, rng=None, train=False):
-        spatial = layout.check_array(name, x)
-        out = sizes(x.shape, spatial)
-        index = [slice(None)] * x.ndim
-        for a, (lo, _), n in zip(layout.spatial_axes, amounts, out):
-            index[a] = slice(lo, lo + n)
-        return x[tuple(index)]
+        sizes(x.shape, layout.check_array(name, x))
+        return lax.pad(x, jnp.zeros((), x.dtype), widths)
 
     return Layer(init, apply, name=name)
+
+
+_MARGINS_DOC = """{verb} {dims}{zeros} (Keras' `{kind}`).
+
+    Args:
+      {arg}: {amounts}
+      {data_format}
+
+    Input shape: ``(batch, {spatial}, channels)`` (channels_last) or
+    ``(batch, channels, {spatial})``. Output shape: each spatial dim {change} by its {arg}.
+    """
+_DIMS = {1: "the time axis", 2: "rows and columns", 3: "the three spatial dims"}
+_AMOUNTS = {1: "an int (both ends) or a pair ``(before, after)``.",
+            2: "an int (every side), ``(rows, cols)`` (symmetric per dim) or\n"
+               "  ``((top, bottom), (left, right))``.",
+            3: "an int, a tuple of 3 ints (symmetric per dim) or 3 ``(before, after)`` pairs."}
+
+
+def _margins_doc(rank, arg):
+    """`doc` for the rank-`rank` ZeroPadding (`arg` "padding") or Cropping layer."""
+    words = (dict(verb="Pad", zeros=" with zeros", change="grown") if arg == "padding" else
+             dict(verb="Crop", zeros="", change="shrunk"))
+    return doc(_MARGINS_DOC, rank=rank, arg=arg, dims=_DIMS[rank], amounts=_AMOUNTS[rank],
+               **words)
+
+
+@keras_layer
+@_margins_doc(1, "padding")
+def ZeroPadding1D(padding=1, data_format=None) -> Layer:
+    return _margins("ZeroPadding1D", 1, "padding", padding, data_format)
+
+
+@keras_layer
+@_margins_doc(2, "padding")
+def ZeroPadding2D(padding=(1, 1), data_format=None) -> Layer:
+    return _margins("ZeroPadding2D", 2, "padding", padding, data_format)
+
+
+@keras_layer
+@_margins_doc(3, "padding")
+def ZeroPadding3D(padding=((1, 1), (1, 1), (1, 1)), data_format=None) -> Layer:
+    return _margins("ZeroPadding3D", 3, "padding", padding, data_format)
 
 
 @keras_layer
@@ -382,33 +366,16 @@ def Cropping1D(cropping=(1, 1)) -> Layer:
 
     Input shape: ``(batch, steps, features)``. Output shape: steps - start - end.
     """
-    return _cropping("Cropping1D", 1, cropping)
+    return _margins("Cropping1D", 1, "cropping", cropping)
 
 
 @keras_layer
+@_margins_doc(2, "cropping")
 def Cropping2D(cropping=((0, 0), (0, 0)), data_format=None) -> Layer:
-    """Crop rows and columns (Keras' `Cropping2D`).
-
-    Args:
-      cropping: an int, ``(rows, cols)`` (symmetric per dim) or
-        ``((top, bottom), (left, right))``.
-      data_format: "channels_last" (None) or "channels_first".
-
-    Input shape: ``(batch, rows, cols, channels)`` (channels_last) or
-    ``(batch, channels, rows, cols)``. Output shape: each dim shrunk by its cropping.
-    """
-    return _cropping("Cropping2D", 2, cropping, data_format)
+    return _margins("Cropping2D", 2, "cropping", cropping, data_format)
 
 
 @keras_layer
+@_margins_doc(3, "cropping")
 def Cropping3D(cropping=((1, 1), (1, 1), (1, 1)), data_format=None) -> Layer:
-    """Crop the three spatial dims (Keras' `Cropping3D`).
-
-    Args:
-      cropping: an int, a tuple of 3 ints (symmetric per dim) or 3 ``(before, after)`` pairs.
-      data_format: "channels_last" (None) or "channels_first".
-
-    Input shape: ``(batch, d1, d2, d3, channels)`` (channels_last) or
-    ``(batch, channels, d1, d2, d3)``. Output shape: each dim shrunk by its cropping.
-    """
-    return _cropping("Cropping3D", 3, cropping, data_format)
+    return _margins("Cropping3D", 3, "cropping", cropping, data_format)
