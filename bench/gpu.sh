@@ -8,8 +8,9 @@
 #
 # Every workload runs, `depthwise` and `mobilenetv2` included: their jaxlayers_xla and
 # jaxlayers_shifted rows check the rule that keeps cuDNN's grouped conv on GPU; so do
-# `transformer` (where jax.nn.dot_product_attention may pick cuDNN flash attention; its
-# sweep to T=2048 reports each step's temporary memory) and the keras.applications
+# `transformer` (where jax.nn.dot_product_attention may pick cuDNN flash attention; with
+# bfloat16 rows for hand, jaxlayers and jaxlayers_mha; its sweep to T=2048 reports each
+# step's temporary memory) and the keras.applications
 # imports `resnet50`, `efficientnetb0`, `convnexttiny`.
 #
 # It needs a Python whose jax sees the GPU (jax[cuda12] or jax[cuda13]) plus the bench

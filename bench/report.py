@@ -62,8 +62,8 @@ def table(rows):
     # the ratios are to `hand`, or to the reference row of a workload without one
     ref = "hand" if any(r["impl"] == "hand" for r in rows) else next(
         (r["impl"] for r in rows if _f(r.get("ratio_train")) == "1.000"), "hand")
-    head = (f"| impl | train ms (p25-p75) | x {ref} | infer ms (p25-p75) | x {ref} | compile s "
-            "| loss0 | out0 | others' CPU | note |")
+    head = (f"| impl | train ms (p25-p75) | x {ref} | infer ms (p25-p75) | x {ref} "
+            "| compile s (lower + XLA) | loss0 | out0 | others' CPU | note |")
     lines = [head, "|" + "---|" * 10]
     for r in rows:
         if _f(r.get("train_temp_mb")):      # workloads with MEMORY: XLA's planned scratch
@@ -77,11 +77,18 @@ def table(rows):
             f"| {r['impl']} | {_f(r['train_ms'])} ({_f(r['train_p25'])}-{_f(r['train_p75'])}) "
             f"| {_f(r['ratio_train'], '{:.2f}')} "
             f"| {_f(r['infer_ms'])} ({_f(r['infer_p25'])}-{_f(r['infer_p75'])}) "
-            f"| {_f(r['ratio_infer'], '{:.2f}')} | {_f(r['compile_s'], '{:.2f}')} "
+            f"| {_f(r['ratio_infer'], '{:.2f}')} | {_compile(r)} "
             f"| {_f(r['loss0'], '{:.5f}')} | {_f(r.get('out0'), '{:.5f}')} "
             f"| {_f(r['others_cores'], '{:.2f}')}{busy} "
             f"| {r.get('note', '')} |")
     return lines
+
+
+def _compile(r):
+    """``total (trace + lower + XLA compile)``, or the first-call total alone."""
+    parts = _f(r.get("lower_s"), "{:.2f}"), _f(r.get("xla_s"), "{:.2f}")
+    total = _f(r.get("compile_s"), "{:.2f}")
+    return f"{total} ({parts[0]} + {parts[1]})" if all(parts) else total
 
 
 def cost_table(rows):
@@ -145,9 +152,11 @@ def write(folder, device="", quick=False):
            "hand-written jax.numpy/lax floor measured in the same run; loss0 (the first training loss) and out0 (mean |output| of the first inference, before any update) agree across implementations that start from the same weights. 'others' CPU' is the "
            "largest average number of cores that *other* processes used during a pass; "
            "**busy** marks a pass where it exceeded 0.25 (the timing is suspect). compile s = "
-           "a first call (trace + compile + one run) less one steady-state call; on the base "
-           "configurations the median of several first calls, each after `jax.clear_caches()` "
-           "(the `compiles` column).", ""]
+           "the training step traced and lowered, then compiled by XLA, ahead of time "
+           "(`jit(step).lower(...)`, `.compile()`, each after `jax.clear_caches()`, nothing "
+           "run), the median of the `compiles` rounds, implementations in turn; in brackets "
+           "the two parts. A step without `lower` (nnx.jit, eqx.filter_jit, Keras' fit) "
+           "reports its first call less one steady-state call instead.", ""]
     if plot(tables, os.path.join(folder, "scaling.png")):
         out += ["![train step vs batch size / sequence length](scaling.png)", ""]
     for name in sorted(tables, key=lambda n: ORDER.index(n) if n in ORDER else 99):

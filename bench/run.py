@@ -21,7 +21,8 @@ NOT_IN_SCALING = {"keras_fit"}
 FIELDS = ["workload", "config", "dtype", "impl", "train_ms", "train_p25", "train_p75",
           "train_pass_min", "train_pass_max", "ratio_train", "infer_ms", "infer_p25",
           "infer_p75", "infer_pass_min", "infer_pass_max", "ratio_infer", "compile_s",
-          "compile_infer_s", "compiles", "train_temp_mb", "infer_temp_mb", "loss0", "out0", "loss_last", "reps", "passes",
+          "lower_s", "xla_s", "compile_cpu_s", "compile_infer_s", "first_call_s", "compiles",
+          "train_temp_mb", "infer_temp_mb", "loss0", "out0", "loss_last", "reps", "passes",
           "others_cores", "loadavg", "busy", "note"]
 
 
@@ -83,7 +84,8 @@ def main(argv=None):
     p.add_argument("--budget", type=float, default=0.4, help="seconds per impl per pass")
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--compiles", type=int, default=3,
-                   help="first calls per implementation for the compile time (base configs)")
+                   help="ahead-of-time compiles per implementation (base configs): the "
+                        "compile time is their median")
     p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
     p.add_argument("--device", default="", help="label for the results (e.g. the GPU's name)")
     args = p.parse_args(argv)

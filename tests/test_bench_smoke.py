@@ -23,7 +23,7 @@ def _allow_rank_promotion():
 MODULES = ["timing", "common", "peers", "mlp", "tiny_mlp", "cnn", "lstm", "gru", "simple_rnn",
            "bn_dropout_cnn", "residual", "depthwise", "mobilenetv2", "transformer",
            "applications", "resnet50", "efficientnetb0", "convnexttiny", "build_cost", "report",
-           "run"]
+           "run", "transformer_probe"]
 
 
 @pytest.mark.parametrize("name", MODULES)
@@ -193,6 +193,32 @@ def test_harness_runs_and_reports(tmp_path):
     report.write(str(tmp_path))
     text = (tmp_path / "README.md").read_text()
     assert "| jaxlayers |" in text and "jax " in text
+
+
+def test_harness_measures_compile_time_ahead_of_time():
+    """The compile columns come from `lower` and `compile` rounds (trace + lower and XLA's
+    compile apart, nothing run); a step without `lower` falls back to its first calls."""
+    from bench import timing
+    cfg = tiny_mlp.BASE
+    x, y = tiny_mlp.data(cfg)
+    b = tiny_mlp.builders(cfg, x, y)
+
+    def no_lower():                      # the same step behind a plain Python function
+        built = b["hand"]()
+        train, infer = built.train, built.infer
+        built.train = lambda carry, x, y: train(carry, x, y)
+        built.infer = lambda arg, x: infer(arg, x)
+        return built
+    rows = measure({"hand": b["hand"], "wrapped": no_lower}, x, y, passes=1, budget_s=0.0,
+                   warmup=0, compiles=2, log=lambda *a: None)
+    aot, wrapped = rows
+    assert aot["compiles"] == 2 and aot["lower_s"] > 0 and aot["xla_s"] > 0
+    assert aot["compile_cpu_s"] > 0 and aot["compile_infer_s"] > 0
+    # two rounds: each median is the mean, so the total's is the sum of the parts'
+    assert aot["compile_s"] == pytest.approx(aot["lower_s"] + aot["xla_s"], rel=1e-9)
+    assert wrapped["compiles"] == 2 and np.isnan(wrapped["lower_s"])
+    assert wrapped["compile_s"] > 0
+    assert timing.aot_seconds(lambda v: v, 1.0) is None
 
 
 def test_missing_jaxlayers_layer_is_reported_not_raised():

@@ -85,3 +85,14 @@ def test_stateful_model_called_statelessly_says_how_to_call_it():
     with pytest.raises(TypeError, match=r"BatchNormalization\(\) is stateful"):
         bn.apply(p, X)
     np.testing.assert_allclose(bn.apply(p, s, X)[0], X / np.sqrt(1 + 1e-3), rtol=1e-6)
+
+
+def test_the_check_stages_nothing_into_the_traced_step():
+    """The check runs init under eval_shape on its own: the first trace of a jitted apply
+    (when the check's cache is cold) holds no random key from it, only the model's work."""
+    model = jl.serial(jl.Dense(3), jl.LayerNormalization(), jl.Dense(2))
+    params = model.init(KEY, (None, 6))[1]
+    first = jax.make_jaxpr(model.apply)(params, jnp.ones((5, 6)))
+    again = jax.make_jaxpr(model.apply)(params, jnp.ones((5, 6)))
+    assert not [e for e in first.jaxpr.eqns if "random" in e.primitive.name]
+    assert len(first.jaxpr.eqns) == len(again.jaxpr.eqns)

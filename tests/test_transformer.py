@@ -5,6 +5,8 @@ are checked against keras_hub's formulas written in numpy, and the transformer b
 the same computation assembled from Keras 3's own MultiHeadAttention, LayerNormalization and
 Dense layers (JAX backend) in keras_hub's call order, with the same weights copied in.
 """
+import collections
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -253,6 +255,45 @@ def test_transformer_decoder_is_causal_and_cross_attends_like_keras(normalize_fi
     with pytest.raises(jl.ShapeError, match=r"TransformerDecoder\(16, 2.*unexpected "
                                             r"params\['cross_attention'\]"):
         layer.apply(params, X)
+
+
+def test_transformer_decoder_self_attention_masks_match_keras():
+    """The causal flag combined with a decoder padding mask, an explicit attention mask, or
+    switched off: the numbers of Keras' MultiHeadAttention given the same masks."""
+    layer = jl.TransformerDecoder(16, 2, normalize_first=True)
+    _, params = layer.init(KEY, (None, 5, 8))
+    params = _perturbed(params)
+    common = dict(heads=2, normalize_first=True, activation="relu", eps=1e-5,
+                  attention_name="self_attention")
+    allowed = RNG.rand(2, 5, 5) > 0.3
+    allowed[:, :, 0] = True                 # every query sees a key: no all-masked row
+    cases = [({"decoder_padding_mask": PAD},
+              {"use_causal_mask": True, "attention_mask": PAD[:, None, :]}),
+             ({"decoder_attention_mask": allowed},
+              {"use_causal_mask": True, "attention_mask": allowed}),
+             ({"use_causal_mask": False}, {}),
+             ({"use_causal_mask": False, "decoder_padding_mask": PAD},
+              {"attention_mask": PAD[:, None, :]})]
+    for ours, keras_kwargs in cases:
+        want = _keras_block(params, X, self_kwargs=keras_kwargs, **common)
+        np.testing.assert_allclose(layer.apply(params, X, **ours), want, atol=2e-5,
+                                   err_msg=str(list(ours)))
+
+
+def test_transformer_decoder_without_masks_builds_no_mask():
+    """Causal self-attention with no other mask runs the causal flag of the attention core:
+    the step combines and reduces no (T, T) mask (with a padding mask it must)."""
+    layer = jl.TransformerDecoder(16, 2)
+    _, params = layer.init(KEY, (None, 5, 8))
+
+    def primitives(**kwargs):
+        jaxpr = jax.make_jaxpr(lambda p, x: layer.apply(p, x, **kwargs))(params, X)
+        return collections.Counter(e.primitive.name for e in jaxpr.jaxpr.eqns)
+    plain, padded = primitives(), primitives(decoder_padding_mask=PAD)
+    # the padded step ANDs its masks and guards fully masked rows (reduce_or); the plain
+    # one leaves the causal mask to jax.nn.dot_product_attention(is_causal=True)
+    assert plain["reduce_or"] == 0 and padded["reduce_or"] == 1
+    assert plain["and"] == padded["and"] - 1
 
 
 def test_transformer_blocks_in_serial_thread_the_embedding_mask_and_train_with_dropout():

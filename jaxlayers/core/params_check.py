@@ -31,7 +31,9 @@ def _expected_params(init, x):
     if key not in table:
         in_shape = tree.unflatten([Shape(s) for s in shapes])
         try:
-            table[key] = jax.eval_shape(lambda k: init(k, in_shape), jax.random.key(0))[1]
+            # the key is made inside eval_shape: made outside, under an enclosing jit, it
+            # would be staged into the caller's program (dead code to trace and lower)
+            table[key] = jax.eval_shape(lambda: init(jax.random.key(0), in_shape))[1]
         except Exception:   # an init that cannot run on this input decides nothing here
             table[key] = None
     return table[key]

@@ -270,9 +270,10 @@ def TransformerDecoder(intermediate_dim, num_heads, dropout=0, activation="relu"
                 raise ValueError(f"{name}: cached decoding is causal inference over unpadded "
                                  f"steps: it takes no decoder masks, use_causal_mask=False or "
                                  f"train=True with dropout")
+        # The causal part stays a flag: MultiHeadAttention adds it to the other masks, and
+        # with none of them it runs `is_causal` (no (T, T) mask built, nothing to compile).
         self_mask = None if cache is not None else _combine_masks(
-            None, _padding(decoder_padding_mask, dec_mask), None, decoder_attention_mask,
-            use_causal_mask, lengths=(x.shape[1], x.shape[1]))
+            None, _padding(decoder_padding_mask, dec_mask), None, decoder_attention_mask)
         new_cache = []
 
         def self_attention(y):
@@ -282,7 +283,8 @@ def TransformerDecoder(intermediate_dim, num_heads, dropout=0, activation="relu"
                 return out, None
             return subs["self_attention"].apply(params["self_attention"], y,
                                                 rng=child_rng(rng, 0), train=train,
-                                                attention_mask=self_mask), None
+                                                attention_mask=self_mask,
+                                                use_causal_mask=use_causal_mask), None
         x, _ = residual_step(subs, params, x, self_attention, "self_attention_layer_norm", 1,
                              rng, train)
         if enc is not None:
