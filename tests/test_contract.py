@@ -92,10 +92,16 @@ class Built:
 
     @functools.cached_property
     def stacked(self):
-        """``vmap(init)`` over MEMBERS keys (jitted): (out_shape, params, state) stacked."""
-        keys = jax.random.split(KEY, MEMBERS)
+        """``jit(vmap(init))`` over `stacked_keys` (KEY first): (out_shape, params, state)
+        stacked."""
+        keys = stacked_keys()
         init = jax.vmap(self.model.init, in_axes=(0, None))
         return jax.jit(init, static_argnums=1)(keys, self.case.input_shape)
+
+
+def stacked_keys():
+    """MEMBERS keys, the first of them KEY: member 0 of a vmapped init is the eager init."""
+    return jnp.concatenate([KEY[None], jax.random.split(jax.random.key(3), MEMBERS - 1)])
 
 
 _BUILT = {}
@@ -147,15 +153,15 @@ def test_output_shape_agrees_with_eval_shape(built):
 
 
 def test_init_under_jit_and_vmap(built):
+    """One compiled ``jit(vmap(init))``: every member has the eager params' shapes, and the
+    member made from KEY equals the eager init (vmap and jit change no number)."""
     eager = built.init
-    jitted = jax.jit(built.model.init, static_argnums=1)(KEY, built.case.input_shape)
-    assert jitted[0] == eager[0]
-    assert_tree_close(jitted[1:], eager[1:])
     shapes, params, state = built.stacked
     assert shapes == eager[0]
     for stacked, ref in [(params, eager[1]), (state, eager[2])]:
         for leaf, one in zip(jax.tree_util.tree_leaves(stacked), jax.tree_util.tree_leaves(ref)):
             assert leaf.shape == (MEMBERS,) + one.shape
+    assert_tree_close(member((params, state), 0), eager[1:])
 
 
 def test_jit_matches_eager(built):
@@ -196,19 +202,32 @@ def _grad_problem(built, train):
 
 
 def test_check_grads(built):
+    """`check_grads` (reverse mode, float64) on the jitted apply: the gradient users take
+    (under jit) against finite differences of every output."""
     if not built.case.grad:
         pytest.skip("not differentiable (declared in the registry)")
     with jax.enable_x64(True):
         for train in modes(built.case):
             f, args = _grad_problem(built, train)
-            jax.test_util.check_grads(lambda *a: f(*a)[0], args, order=1, modes=("rev",),
-                                      atol=1e-4, rtol=1e-4, eps=1e-6)
+            jax.test_util.check_grads(jax.jit(lambda *a: f(*a)[0]), args, order=1,
+                                      modes=("rev",), atol=1e-4, rtol=1e-4, eps=1e-6)
 
 
-def test_jitted_grad_matches_eager(built):
+def _directional_difference(loss, args, direction, eps=1e-6):
+    """The central difference of `loss` along `direction`, each point jitted once."""
+    def step(a, d, t):
+        return a + t * d if jnp.issubdtype(a.dtype, jnp.floating) else a
+    at = jax.jit(lambda t: loss(*jax.tree_util.tree_map(lambda a, d: step(a, d, t), args,
+                                                          direction)))
+    return (at(eps) - at(-eps)) / (2 * eps)
+
+
+def test_jitted_loss_grad_matches_finite_differences(built):
     """The gradient of a training-style loss (a random projection of every output plus the
-    activity losses) is the same under jit as eagerly: catches lowering bugs that the eager
-    check_grads cannot see. In float64, so the eager pass reuses check_grads' compiles."""
+    activity losses carried in the state) taken as one compiled ``jit(grad(loss))``, as a
+    training step takes it: not identically zero, and along a random direction equal to
+    the loss' central difference (float64). Catches lowering bugs of the whole fused step
+    and a state path (activity loss) that check_grads of the outputs does not see."""
     if not built.case.grad:
         pytest.skip("not differentiable (declared in the registry)")
     with jax.enable_x64(True):
@@ -224,11 +243,19 @@ def test_jitted_grad_matches_eager(built):
                 dots = jax.tree_util.tree_map(lambda u, w: jnp.sum(u * w), y, weights)
                 return sum(jax.tree_util.tree_leaves(dots)) + jl.activity_loss(new_state)
 
-            grad = jax.grad(loss, argnums=tuple(range(len(args))))
-            eager = grad(*args)
-            assert any(np.any(np.asarray(g) != 0) for g in jax.tree_util.tree_leaves(eager)), \
+            grads = jax.jit(jax.grad(loss, argnums=tuple(range(len(args)))))(*args)
+            assert any(np.any(np.asarray(g) != 0) for g in jax.tree_util.tree_leaves(grads)), \
                 "the gradient is identically zero: the check would compare nothing"
-            assert_tree_close(jax.jit(grad)(*args), eager, atol=1e-6, rtol=1e-6)
+            arg_leaves, arg_tree = jax.tree_util.tree_flatten(args)
+            dkeys = jax.random.split(jax.random.key(11), len(arg_leaves))
+            direction = arg_tree.unflatten([
+                jax.random.normal(k, a.shape, jnp.float64) if jnp.issubdtype(a.dtype, jnp.floating)
+                else jnp.zeros_like(a) for k, a in zip(dkeys, arg_leaves)])
+            along = sum(jnp.vdot(g, d) for g, d in zip(jax.tree_util.tree_leaves(grads),
+                                                       jax.tree_util.tree_leaves(direction)))
+            np.testing.assert_allclose(float(along),
+                                       float(_directional_difference(loss, args, direction)),
+                                       rtol=1e-4, atol=1e-4)
 
 
 def test_bfloat16(built):

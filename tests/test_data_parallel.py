@@ -9,7 +9,8 @@ import pytest
 
 SCRIPT = r'''
 import json, os
-os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")   # the suite's quick compiles
+                           + " --xla_force_host_platform_device_count=4")
 import jax, numpy as np, optax
 import jaxlayers as jl
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P

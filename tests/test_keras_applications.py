@@ -1,7 +1,8 @@
 """Every keras.applications family imports with `jl.from_keras` and matches Keras' logits and
 features (the body without its top) within float32 rounding. Built locally, weights=None, at
 small input sizes, one architecture per family; the body is the same model cut before its
-top (a Keras sub-model over the same layers, imported on its own)."""
+top (the layer before its global pooling or Flatten), imported as a second output of one
+Keras model over the same layers."""
 import jax
 import keras
 import numpy as np
@@ -38,27 +39,36 @@ def _body_end(km):
     return km.layers[(kinds.index("Flatten") if top is None else top) - 1]
 
 
-def _compare(km, x):
-    model, params, state = jl.from_keras(km)
+
+def _keras_outputs(km, x):
+    """Keras' outputs of `km` for `x`, in inference, through one jitted `stateless_call`
+    (the same numbers as calling the model, without seconds of eager dispatch per op)."""
     with jax.numpy_rank_promotion("allow"):
-        ref = np.asarray(km(x, training=False))
-    y = jax.jit(lambda p, s, x: jl.with_state(model).apply(p, s, x)[0])(params, state, x)
-    scale = max(1.0, float(np.abs(ref).max()))
-    np.testing.assert_allclose(np.asarray(y), ref, rtol=1e-4, atol=1e-4 * scale)
+        trainable = [v.value for v in km.trainable_variables]
+        frozen = [v.value for v in km.non_trainable_variables]
+        call = jax.jit(lambda t, n, x: km.stateless_call(t, n, x, training=False)[0])
+        return [np.asarray(y) for y in call(trainable, frozen, x)]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("family", FAMILIES)
 def test_application_imports_and_matches_keras(family):
+    """The model with its top and its body (cut before the top) as the two outputs of one
+    Keras model: one import, one compile, both compared."""
     ctor, size, extra = FAMILIES[family]
     keras.utils.set_random_seed(0)
     with jax.numpy_rank_promotion("allow"):     # Keras relies on it (ConvNeXt's LayerScale)
         km = ctor(weights=None, input_shape=(size, size, 3), classes=5,
                   classifier_activation=None, **extra)
+        both = keras.Model(km.input, [km.output, _body_end(km).output], name=f"{km.name}_both")
     x = normal((2, size, size, 3)) * 2
-    _compare(km, x)                                                   # with the top
-    body = keras.Model(km.input, _body_end(km).output, name=f"{km.name}_body")
-    _compare(body, x)                                                 # without it
+    refs = _keras_outputs(both, x)
+    model, params, state = jl.from_keras(both)
+    ys = jax.jit(lambda p, s, x: jl.with_state(model).apply(p, s, x)[0])(params, state, x)
+    assert len(ys) == 2 and ys[0].shape == (2, 5)
+    for y, ref in zip(ys, refs):                       # logits, then the body's features
+        scale = max(1.0, float(np.abs(ref).max()))
+        np.testing.assert_allclose(np.asarray(y), ref, rtol=1e-4, atol=1e-4 * scale)
 
 
 def test_issue_16_layers_convert():

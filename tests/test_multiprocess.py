@@ -55,7 +55,8 @@ def test_two_processes_train_like_one(tmp_path):
     import jaxlayers as jl
     port, out = _free_port(), tmp_path / "result.json"
     env = dict(os.environ, PYTHONPATH=os.getcwd(), JAX_PLATFORMS="cpu",
-               XLA_FLAGS="--xla_force_host_platform_device_count=2")
+               XLA_FLAGS=os.environ.get("XLA_FLAGS", "") +   # the suite's quick-compile flags
+               " --xla_force_host_platform_device_count=2")
     procs = [subprocess.Popen([sys.executable, __file__, str(i), "2", str(port), str(out)],
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               text=True) for i in range(2)]

@@ -190,7 +190,8 @@ def test_optimizer_state_follows_the_params_and_sharded_init_on_one_device(tmp_p
 @pytest.mark.parametrize("devices", [4, 8])
 def test_every_layout_trains_as_one_device(devices, tmp_path):
     env = dict(os.environ, PYTHONPATH=os.getcwd(), JAX_PLATFORMS="cpu",
-               XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+               XLA_FLAGS=os.environ.get("XLA_FLAGS", "") +   # the suite's quick-compile flags
+               f" --xla_force_host_platform_device_count={devices}")
     proc = subprocess.run([sys.executable, __file__, str(tmp_path)], capture_output=True,
                           text=True, env=env, timeout=900)
     assert proc.returncode == 0, proc.stderr[-4000:]
