@@ -83,8 +83,13 @@ def _ids(cases):
 def _close(ours, ref, scale=1.0):
     ours, ref = np.asarray(ours), np.asarray(ref)
     assert ours.shape == ref.shape
-    # atol 1e-6 relative to the magnitude of the values compared (inputs reach 1e4)
-    np.testing.assert_allclose(ours, ref, rtol=2e-6, atol=1e-6 * scale)
+    # atol 1e-6 relative to the magnitude of the values compared (inputs reach 1e4); `scale`
+    # may be one number or one per element
+    with np.errstate(invalid="ignore"):
+        bad = ~(np.abs(ours - ref) <= 2e-6 * np.abs(ref) + 1e-6 * np.asarray(scale))
+    bad &= ~((ours == ref) | (np.isnan(ours) & np.isnan(ref)))   # equal infinities, nans
+    assert not bad.any(), (f"{bad.sum()} of {bad.size} differ: ours {ours[bad][:5]}, "
+                           f"Keras {ref[bad][:5]}")
 
 
 def _ours_and_keras(compute, *args):
@@ -141,7 +146,9 @@ def test_elementwise_gradient_finite_and_matches_keras(elementwise, i):
     bad = must_be_finite & ~np.isfinite(ours)
     assert not bad.any(), f"{name}{kw}: non-finite gradient at {GRAD_GRID[bad]}"
     finite = np.isfinite(ref) & must_be_finite
-    _close(ours[finite], ref[finite])
+    # float32 rounding of a derivative of x * f(x) grows with |x| (e.g. approximate gelu's
+    # 1 + tanh(u) cancels near u = -14, where both sides are ~8e-6 off the true ~5e-13)
+    _close(ours[finite], ref[finite], scale=np.maximum(1.0, np.abs(GRAD_GRID[finite])))
 
 
 def test_stable_functions_at_extremes_exact_values(elementwise, axis_results):

@@ -112,7 +112,7 @@ def _conv_layer(name, window, activation, use_bias, weights, shapes, conv, in_ch
         outputs(x.shape, spatial)
         w = dict(zip(params, cast_like(x, *params.values())))
         y = conv(x, w)
-        if use_bias:
+        if "bias" in w:     # the params' own (fold_for_inference gives use_bias=False one)
             y = bias_add(y, w["bias"], layout.channel_axis)
         return act(y)
 
