@@ -130,10 +130,11 @@ def with_activity_regularizer(layer, regularizer):
         # a container (Bidirectional, TimeDistributed) asked for return_mask gives (y, mask)
         outputs = y[0] if kwargs.get("return_mask") else y
         loss = state["activity_loss"]
-        if train:
-            loss = jnp.zeros((), jnp.float32)
+        if train:   # float32, or float64 when the state is (jax_enable_x64)
+            dtype = jnp.promote_types(jnp.result_type(loss), jnp.float32)
+            loss = jnp.zeros((), dtype)
             for out in jax.tree_util.tree_leaves(outputs):
-                term = jnp.asarray(reg(out), jnp.float32)
+                term = jnp.asarray(reg(out), dtype)
                 if out.ndim > 0:
                     term = term / out.shape[0] if out.shape[0] else jnp.zeros_like(term)
                 loss = loss + term

@@ -4,6 +4,7 @@ jaxlayers layer.
 Inputs and weights can be made with numpy and param shapes come from `jax.eval_shape`
 (`random_params`), so a reference test compiles little besides the two layers.
 """
+import contextlib
 import os
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
@@ -24,6 +25,18 @@ def keras_call(layer, weights, x, input_shape=None, **call_kwargs):
         if weights:
             layer.set_weights([np.asarray(w) for w in weights])
         return np.asarray(layer(np.asarray(x), **call_kwargs))
+
+
+def keras_model_outputs(km, x):
+    """The outputs of Keras model `km` on `x` in inference, as a list of numpy arrays, from
+    one jitted `stateless_call` (the numbers of ``km(x)`` without seconds of eager dispatch
+    per op for a large model)."""
+    with jax.numpy_rank_promotion("allow"):
+        trainable = [v.value for v in km.trainable_variables]
+        frozen = [v.value for v in km.non_trainable_variables]
+        call = jax.jit(lambda t, n, x: km.stateless_call(t, n, x, training=False)[0])
+        out = call(trainable, frozen, x)
+    return [np.asarray(y) for y in (out if isinstance(out, (list, tuple)) else [out])]
 
 
 def keras_apply(klayer, x, weights=()):
@@ -57,3 +70,39 @@ def keras_layer(kind, **kwargs):
     names = next((v for k, v in _INITIALIZERS.items() if kind.startswith(k)),
                  ("kernel_initializer",))
     return getattr(keras.layers, kind)(**{n: "zeros" for n in names}, **kwargs)
+
+
+@contextlib.contextmanager
+def numpy_initializers(seed=0):
+    """Inside the block Keras' random initializers draw from numpy (the same distributions):
+    building a large Keras model then compiles no random op per weight shape (seconds for a
+    keras.applications model). The weights stay random and are copied as they are."""
+    from keras.src.backend.jax import random as backend_random
+    rng = np.random.default_rng(seed)
+
+    def cast(sample, dtype):
+        return np.asarray(sample, dtype or keras.config.floatx())
+
+    def normal(shape, mean=0.0, stddev=1.0, dtype=None, seed=None):
+        return cast(rng.normal(mean, stddev, shape), dtype)
+
+    def uniform(shape, minval=0.0, maxval=1.0, dtype=None, seed=None):
+        return cast(rng.uniform(minval, maxval, shape), dtype)
+
+    def truncated_normal(shape, mean=0.0, stddev=1.0, dtype=None, seed=None):
+        sample = rng.standard_normal(shape)
+        outside = np.abs(sample) > 2.0                  # redrawn, as jax's [-2, 2] cut
+        while outside.any():
+            sample[outside] = rng.standard_normal(int(outside.sum()))
+            outside = np.abs(sample) > 2.0
+        return cast(sample * stddev + mean, dtype)
+
+    replaced = {"normal": normal, "uniform": uniform, "truncated_normal": truncated_normal}
+    saved = {name: getattr(backend_random, name) for name in replaced}
+    try:
+        for name, fn in replaced.items():
+            setattr(backend_random, name, fn)
+        yield
+    finally:
+        for name, fn in saved.items():
+            setattr(backend_random, name, fn)

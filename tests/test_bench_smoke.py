@@ -12,6 +12,7 @@ import pytest
 
 from bench import mlp, tiny_mlp
 from bench.timing import Unavailable, measure
+from tests.keras_ref import numpy_initializers
 
 @pytest.fixture(autouse=True)
 def _allow_rank_promotion():
@@ -107,11 +108,14 @@ def test_applications_recipe_matches_keras():
     data, builders = applications.workload("MobileNetV2", **kw)
     x, y = data(cfg)
     assert set(builders(cfg, x, y)) == {"jaxlayers", "jaxlayers_folded", "keras_stateless"}
-    loss_k, out_k, _ = _one_step(peers.keras_stateless(applications.keras_model(
-        "MobileNetV2", cfg, **kw)), x, y)
+    # each model built from the same numpy-drawn weights (no random op compiled per shape)
+    with numpy_initializers():
+        keras_built = peers.keras_stateless(applications.keras_model("MobileNetV2", cfg, **kw))
+    loss_k, out_k, _ = _one_step(keras_built, x, y)
     for folded in (False, True):
-        loss_j, out_j, _ = _one_step(applications.build_jaxlayers("MobileNetV2", cfg, kw,
-                                                                  folded), x, y)
+        with numpy_initializers():
+            built = applications.build_jaxlayers("MobileNetV2", cfg, kw, folded)
+        loss_j, out_j, _ = _one_step(built, x, y)
         np.testing.assert_allclose(loss_j, loss_k, rtol=1e-5)
         np.testing.assert_allclose(out_j, out_k, rtol=1e-4,
                                    atol=1e-4 * float(np.abs(out_k).max()))

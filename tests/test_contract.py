@@ -90,6 +90,13 @@ class Built:
         """The eager ``(y, new_state)`` on the example input."""
         return run(self.model, self.params, self.state, self.x, train)
 
+    @functools.cache
+    def forward64(self, train):
+        """``(F, args)``: the float64 problem of `_grad_problem`, `F` jitted once and shared
+        by the gradient checks (its primal calls reuse one compile)."""
+        f, args = _grad_problem(self, train)
+        return jax.jit(f), args
+
     @functools.cached_property
     def stacked(self):
         """``jit(vmap(init))`` over `stacked_keys` (KEY first): (out_shape, params, state)
@@ -208,18 +215,21 @@ def test_check_grads(built):
         pytest.skip("not differentiable (declared in the registry)")
     with jax.enable_x64(True):
         for train in modes(built.case):
-            f, args = _grad_problem(built, train)
-            jax.test_util.check_grads(jax.jit(lambda *a: f(*a)[0]), args, order=1,
+            f, args = built.forward64(train)
+            jax.test_util.check_grads(lambda *a: f(*a)[0], args, order=1,
                                       modes=("rev",), atol=1e-4, rtol=1e-4, eps=1e-6)
 
 
-def _directional_difference(loss, args, direction, eps=1e-6):
-    """The central difference of `loss` along `direction`, each point jitted once."""
-    def step(a, d, t):
-        return a + t * d if jnp.issubdtype(a.dtype, jnp.floating) else a
-    at = jax.jit(lambda t: loss(*jax.tree_util.tree_map(lambda a, d: step(a, d, t), args,
-                                                          direction)))
-    return (at(eps) - at(-eps)) / (2 * eps)
+def _loss_at(f, args, direction, t, weights):
+    """The training-style loss at ``args + t * direction`` from the jitted forward `f`,
+    summed in numpy (no compile): the projection of the outputs plus the activity losses."""
+    moved = jax.tree_util.tree_map(
+        lambda a, d: np.asarray(a) + t * d if jnp.issubdtype(a.dtype, jnp.floating) else a,
+        args, direction)
+    y, new_state = f(*moved)
+    dots = sum(float(np.sum(np.asarray(u, np.float64) * np.asarray(w)))
+               for u, w in zip(jax.tree_util.tree_leaves(y), jax.tree_util.tree_leaves(weights)))
+    return dots + float(jl.activity_loss(new_state))
 
 
 def test_jitted_loss_grad_matches_finite_differences(built):
@@ -233,10 +243,9 @@ def test_jitted_loss_grad_matches_finite_differences(built):
     with jax.enable_x64(True):
         for train in modes(built.case):
             f, args = _grad_problem(built, train)
+            draw = np.random.default_rng(7).standard_normal      # numpy: nothing to compile
             leaves, tree = jax.tree_util.tree_flatten(built.eager(train)[0])
-            keys = jax.random.split(jax.random.key(7), len(leaves))
-            weights = tree.unflatten([jax.random.normal(k, a.shape, jnp.float64)
-                                      for k, a in zip(keys, leaves)])
+            weights = tree.unflatten([draw(a.shape) for a in leaves])
 
             def loss(*a):
                 y, new_state = f(*a)
@@ -247,15 +256,13 @@ def test_jitted_loss_grad_matches_finite_differences(built):
             assert any(np.any(np.asarray(g) != 0) for g in jax.tree_util.tree_leaves(grads)), \
                 "the gradient is identically zero: the check would compare nothing"
             arg_leaves, arg_tree = jax.tree_util.tree_flatten(args)
-            dkeys = jax.random.split(jax.random.key(11), len(arg_leaves))
-            direction = arg_tree.unflatten([
-                jax.random.normal(k, a.shape, jnp.float64) if jnp.issubdtype(a.dtype, jnp.floating)
-                else jnp.zeros_like(a) for k, a in zip(dkeys, arg_leaves)])
-            along = sum(jnp.vdot(g, d) for g, d in zip(jax.tree_util.tree_leaves(grads),
-                                                       jax.tree_util.tree_leaves(direction)))
-            np.testing.assert_allclose(float(along),
-                                       float(_directional_difference(loss, args, direction)),
-                                       rtol=1e-4, atol=1e-4)
+            direction = arg_tree.unflatten([draw(a.shape) for a in arg_leaves])
+            along = sum(float(np.vdot(g, d)) for g, d in zip(
+                jax.tree_util.tree_leaves(grads), jax.tree_util.tree_leaves(direction)))
+            forward, eps = built.forward64(train)[0], 1e-6
+            difference = (_loss_at(forward, args, direction, eps, weights)
+                          - _loss_at(forward, args, direction, -eps, weights)) / (2 * eps)
+            np.testing.assert_allclose(along, difference, rtol=1e-4, atol=1e-4)
 
 
 def test_bfloat16(built):

@@ -10,7 +10,7 @@ import pytest
 
 import jaxlayers as jl
 from jaxlayers.io.keras_import import CONVERTERS
-from tests.keras_ref import normal
+from tests.keras_ref import keras_model_outputs, normal, numpy_initializers
 
 A = keras.applications
 # family -> (constructor, input size, extra arguments)
@@ -40,16 +40,6 @@ def _body_end(km):
 
 
 
-def _keras_outputs(km, x):
-    """Keras' outputs of `km` for `x`, in inference, through one jitted `stateless_call`
-    (the same numbers as calling the model, without seconds of eager dispatch per op)."""
-    with jax.numpy_rank_promotion("allow"):
-        trainable = [v.value for v in km.trainable_variables]
-        frozen = [v.value for v in km.non_trainable_variables]
-        call = jax.jit(lambda t, n, x: km.stateless_call(t, n, x, training=False)[0])
-        return [np.asarray(y) for y in call(trainable, frozen, x)]
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("family", FAMILIES)
 def test_application_imports_and_matches_keras(family):
@@ -57,12 +47,13 @@ def test_application_imports_and_matches_keras(family):
     Keras model: one import, one compile, both compared."""
     ctor, size, extra = FAMILIES[family]
     keras.utils.set_random_seed(0)
-    with jax.numpy_rank_promotion("allow"):     # Keras relies on it (ConvNeXt's LayerScale)
+    # rank promotion: Keras relies on it (ConvNeXt's LayerScale)
+    with jax.numpy_rank_promotion("allow"), numpy_initializers():
         km = ctor(weights=None, input_shape=(size, size, 3), classes=5,
                   classifier_activation=None, **extra)
         both = keras.Model(km.input, [km.output, _body_end(km).output], name=f"{km.name}_both")
     x = normal((2, size, size, 3)) * 2
-    refs = _keras_outputs(both, x)
+    refs = keras_model_outputs(both, x)
     model, params, state = jl.from_keras(both)
     ys = jax.jit(lambda p, s, x: jl.with_state(model).apply(p, s, x)[0])(params, state, x)
     assert len(ys) == 2 and ys[0].shape == (2, 5)
