@@ -45,9 +45,9 @@ def dense_form(equation: str):
     Dense form: the contracted letters close the input's letters, in the order they open
     the kernel's, and the output is the input's other letters then the kernel's other
     letters (``"abc,cde->abde"``, ``"abcd,cde->abe"``, ``"...b,bc->...c"``). Such an
-    einsum is a reshape, one 2-D matrix product and a reshape; XLA compiles that
-    (and its gradient) with fewer transposes and copies than the einsum of the same
-    numbers (docs/bench.md, transformer compile time).
+    einsum is a reshape, one 2-D matrix product and a reshape; with several contracted
+    axes XLA compiles that (and its gradient) with fewer transposes and copies than the
+    einsum of the same numbers (docs/bench.md, transformer compile time).
     """
     in_spec, w_spec, out_spec, left = parse_equation(equation)
     if "..." in equation and not left:
@@ -225,7 +225,14 @@ def EinsumDense(equation: str, output_shape, activation=None, bias_axes=None,
     penalty, constrain = weight_hooks(name, kernel=(kernel_regularizer, kernel_constraint),
                                       bias=(bias_regularizer, bias_constraint))
     fan_initializer(name, kernel_initializer, [0], [0])    # an unknown name fails here
+    # Only where the einsum contracts several axes (MultiHeadAttention's output projection):
+    # there XLA must flatten them itself, and the 2-D form compiles with fewer transposes
+    # and copies at no cost in speed. One contracted axis (the query / key / value
+    # projections) is one matrix product already; its 2-D form compiles a little faster
+    # too but trains the transformer step 6-8% slower on CPU (the reshaped heads fix a
+    # layout that the attention core then works around): docs/bench.md, "Compile time".
     contracted = dense_form(equation)
+    contracted = contracted if contracted is not None and contracted > 1 else None
     in_rank = None if "..." in equation else len(parse_equation(equation)[0])
 
     def init(key, input_shape):
