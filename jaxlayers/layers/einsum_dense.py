@@ -229,8 +229,8 @@ def EinsumDense(equation: str, output_shape, activation=None, bias_axes=None,
     # there XLA must flatten them itself, and the 2-D form compiles with fewer transposes
     # and copies at no cost in speed. One contracted axis (the query / key / value
     # projections) is one matrix product already; its 2-D form compiles a little faster
-    # too but trains the transformer step 6-8% slower on CPU (the reshaped heads fix a
-    # layout that the attention core then works around): docs/bench.md, "Compile time".
+    # too but trains the transformer step 6-8% slower on CPU (likely: the reshaped heads fix
+    # a layout that the attention core then works around): docs/bench.md, "Compile time".
     contracted = dense_form(equation)
     contracted = contracted if contracted is not None and contracted > 1 else None
     in_rank = None if "..." in equation else len(parse_equation(equation)[0])
