@@ -6,8 +6,13 @@
     (`jit(step).lower(...)`) and XLA's compile (`.compile()`), each after
     `jax.clear_caches()`, medians of `--rounds` rounds with the implementations in turn
     (rotated start each round), wall and CPU seconds; and the size of what is compiled:
-    jaxpr equations (nested ones included), StableHLO ops, optimized HLO instructions and
-    fusions.
+    jaxpr equations (nested ones included), StableHLO ops, optimized HLO instructions,
+    fusions, transposes and copies.
+
+``python -m bench.transformer_probe variants [--rounds 7] [--impls haiku,floor,...]``
+    The same breakdown for the floor written several ways, one difference at a time
+    (`bench.transformer_variants`: einsum or 2-D matmul projections, the attention's
+    softmax, the LayerNorm arithmetic, the params' layout), next to any implementation.
 
 ``python -m bench.transformer_probe core [--lengths 128,512,1024] [--reps 7]``
     The attention core alone, forward and gradient (causal, batch 4, 4 heads of 32,
@@ -28,8 +33,9 @@ import time
 import jax
 import jax.numpy as jnp
 
-from . import transformer
+from . import transformer, transformer_variants
 
+VARIANTS = list(transformer_variants.VARIANTS)
 IMPLS = ["hand", "jaxlayers", "jaxlayers_mha", "linen", "nnx_split", "eqx_jit", "haiku",
          "keras_stateless"]
 
@@ -48,12 +54,14 @@ def jaxpr_size(jaxpr) -> int:
 
 
 def program_size(lowered, compiled) -> dict:
-    """StableHLO ops of the lowered program; instructions and fusions of XLA's optimized
-    HLO."""
+    """StableHLO ops of the lowered program; instructions, fusions, transposes and copies
+    of XLA's optimized HLO."""
     optimized = compiled.as_text()
     return {"stablehlo_ops": len(re.findall(r"stablehlo\.\w+", lowered.as_text())),
             "hlo_instructions": sum(" = " in line for line in optimized.splitlines()),
-            "fusions": len(re.findall(r" fusion\(", optimized))}
+            **{k: len(re.findall(rf" {op}\(", optimized))
+               for k, op in (("fusions", "fusion"), ("transposes", "transpose"),
+                             ("copies", "copy"))}}
 
 
 def _timed(fn):
@@ -63,9 +71,12 @@ def _timed(fn):
 
 
 def compile_breakdown(impls, rounds: int, cfg=None, log=print) -> list:
+    """`impls` name implementations of the workload or variants of the floor."""
     cfg = cfg or transformer.BASE
     x, y = transformer.data(cfg)
     makers = transformer.builders(cfg, x, y)
+    makers.update(transformer_variants.builders(
+        [n for n in impls if n in transformer_variants.VARIANTS]))
     built = {n: makers[n]() for n in impls}
     for b in built.values():             # one-off costs (imports, the params check's cache)
         jax.make_jaxpr(b.train)(b.carry, x, y)
@@ -147,18 +158,21 @@ def markdown(rows, columns, formats) -> str:
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m bench.transformer_probe", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("probe", choices=["compile", "core"])
-    p.add_argument("--impls", default=",".join(IMPLS))
+    p.add_argument("probe", choices=["compile", "variants", "core"])
+    p.add_argument("--impls", default=None)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--lengths", default="128,512,1024")
     p.add_argument("--reps", type=int, default=7)
     args = p.parse_args(argv)
     before = os.getloadavg()[0]
-    if args.probe == "compile":
-        rows = compile_breakdown([i for i in args.impls.split(",") if i], args.rounds)
+    if args.probe in ("compile", "variants"):
+        impls = args.impls or ",".join(
+            IMPLS if args.probe == "compile" else ["haiku", "jaxlayers", *VARIANTS])
+        rows = compile_breakdown([i for i in impls.split(",") if i], args.rounds)
         s = "{:.3f}"
         table = markdown(rows, ["impl", "trace", "trace_lower", "xla", "total", "cpu", "eqns",
-                                "stablehlo_ops", "hlo_instructions", "fusions"],
+                                "stablehlo_ops", "hlo_instructions", "fusions", "transposes",
+                                "copies"],
                          {"trace": s, "trace_lower": s, "xla": s, "total": s, "cpu": s})
     else:
         rows = attention_core([int(t) for t in args.lengths.split(",")], args.reps)

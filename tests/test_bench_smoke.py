@@ -24,7 +24,7 @@ def _allow_rank_promotion():
 MODULES = ["timing", "common", "peers", "mlp", "tiny_mlp", "cnn", "lstm", "gru", "simple_rnn",
            "bn_dropout_cnn", "residual", "depthwise", "mobilenetv2", "transformer",
            "applications", "resnet50", "efficientnetb0", "convnexttiny", "build_cost", "report",
-           "run", "transformer_probe"]
+           "run", "transformer_probe", "transformer_variants"]
 
 
 @pytest.mark.parametrize("name", MODULES)
@@ -85,6 +85,18 @@ def test_transformer_jaxlayers_matches_the_floor():
         np.testing.assert_allclose(loss_j, loss_h, rtol=1e-5)
         np.testing.assert_allclose(out_j, out_h, rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(float(built.train(built.carry, x, y)[1]), loss2_h, rtol=1e-5)
+
+
+def test_transformer_variants_compute_the_floor():
+    """The compile probe's variants of the floor (einsum or matmul projections, softmax
+    and LayerNorm arithmetic, flat params) are the same model: the floor's loss and output."""
+    from bench import transformer, transformer_variants
+    x, y = transformer.data(TINY_TRANSFORMER)
+    loss_h, out_h, _ = _one_step(transformer.builders(TINY_TRANSFORMER, x, y)["hand"](), x, y)
+    for name, build in transformer_variants.builders().items():
+        loss, out, _ = _one_step(build(), x, y)
+        np.testing.assert_allclose(loss, loss_h, rtol=1e-5, err_msg=name)
+        np.testing.assert_allclose(out, out_h, rtol=1e-4, atol=1e-5, err_msg=name)
 
 
 def test_transformer_bfloat16_rows_stay_close():

@@ -180,8 +180,12 @@ def dot_product_attention(query, key, value, mask=None, *, scale, attn_axes=(1,)
         cm = causal_mask(query.shape[1], key.shape[1])
         mask = cm if mask is None else mask & cm
     dot_eq, combine_eq = attention_equations(query.ndim, attn_axes)
-    scores = jnp.einsum(dot_eq, key, query * jnp.asarray(scale, query.dtype),
+    # the scale multiplies the scores, not the query as Keras does (the same numbers to
+    # float32 rounding): XLA fuses it into the masking and softmax, forward and backward,
+    # where the scaled query is a fusion of its own each way (docs/bench.md, compile time)
+    scores = jnp.einsum(dot_eq, key, query,
                         preferred_element_type=jnp.promote_types(query.dtype, jnp.float32))
+    scores = scores * jnp.asarray(scale, scores.dtype)
     norm = tuple(range(scores.ndim - len(attn_axes), scores.ndim))
     if mask is not None:
         mask = _expand_mask(mask, scores.ndim, len(attn_axes))

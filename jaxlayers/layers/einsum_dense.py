@@ -38,6 +38,46 @@ def parse_equation(equation: str):
                      f"form [X],[Y]->[Z], ...[X],[Y]->...[Z] or [X]...,[Y]->[Z]...")
 
 
+def dense_form(equation: str):
+    """How many kernel axes `equation` contracts when it is a dense layer in disguise, or
+    None.
+
+    Dense form: the contracted letters close the input's letters, in the order they open
+    the kernel's, and the output is the input's other letters then the kernel's other
+    letters (``"abc,cde->abde"``, ``"abcd,cde->abe"``, ``"...b,bc->...c"``). Such an
+    einsum is a reshape, one 2-D matrix product and a reshape; with several contracted
+    axes XLA compiles that (and its gradient) with fewer transposes and copies than the
+    einsum of the same numbers (docs/bench.md, transformer compile time).
+    """
+    in_spec, w_spec, out_spec, left = parse_equation(equation)
+    if "..." in equation and not left:
+        return None
+    if any(len(set(s)) != len(s) for s in (in_spec, w_spec, out_spec)):
+        return None
+    shared = [c for c in in_spec if c in w_spec]
+    n = len(shared)
+    if n == 0 or in_spec[len(in_spec) - n:] != "".join(shared) or w_spec[:n] != "".join(
+            shared):
+        return None
+    return n if out_spec == in_spec[:len(in_spec) - n] + w_spec[n:] else None
+
+
+def _dense_product(x, kernel, n: int, bias):
+    """``einsum`` (plus `bias`, shaped like the kernel's output axes) of a dense-form
+    equation contracting `n` axes: the last `n` axes of `x` with the first `n` of `kernel`,
+    as one 2-D matrix product (and bias add) between reshapes."""
+    lead, inner, rest = x.shape[:x.ndim - n], kernel.shape[:n], kernel.shape[n:]
+    if tuple(x.shape[x.ndim - n:]) != tuple(inner):
+        raise ValueError(f"its last {n} dims must be {tuple(inner)}")
+    size = 1
+    for d in inner:
+        size *= d
+    y = x.reshape(lead + (size,)) @ kernel.reshape(size, -1)
+    if bias is not None:    # added flat: its gradient is one plain reduce over the rows
+        y = y + jnp.broadcast_to(bias.reshape(-1), y.shape)
+    return y.reshape(lead + rest)
+
+
 def einsum_shapes(name, equation, bias_axes, input_shape, output_shape):
     """Keras' ``_analyze_einsum_string``: ``(kernel_shape, bias_shape, full_output_shape,
     input_axes, output_axes)`` for an input of `input_shape` (batch first).
@@ -185,6 +225,15 @@ def EinsumDense(equation: str, output_shape, activation=None, bias_axes=None,
     penalty, constrain = weight_hooks(name, kernel=(kernel_regularizer, kernel_constraint),
                                       bias=(bias_regularizer, bias_constraint))
     fan_initializer(name, kernel_initializer, [0], [0])    # an unknown name fails here
+    # Only where the einsum contracts several axes (MultiHeadAttention's output projection):
+    # there XLA must flatten them itself, and the 2-D form compiles with fewer transposes
+    # and copies at no cost in speed. One contracted axis (the query / key / value
+    # projections) is one matrix product already; its 2-D form compiles a little faster
+    # too but trains the transformer step 6-8% slower on CPU (likely: the reshaped heads fix
+    # a layout that the attention core then works around): docs/bench.md, "Compile time".
+    contracted = dense_form(equation)
+    contracted = contracted if contracted is not None and contracted > 1 else None
+    in_rank = None if "..." in equation else len(parse_equation(equation)[0])
 
     def init(key, input_shape):
         shape = as_shape(input_shape)
@@ -202,12 +251,17 @@ def EinsumDense(equation: str, output_shape, activation=None, bias_axes=None,
     def apply(params, x, *, rng=None, train=False):
         kernel, bias = cast_like(x, params["kernel"], params.get("bias"))
         try:
-            y = jnp.einsum(equation, x, kernel)
+            if contracted is None or in_rank not in (None, x.ndim):
+                y = jnp.einsum(equation, x, kernel)    # (a wrong rank fails in einsum)
+            else:
+                flat = bias is not None and bias.shape == kernel.shape[contracted:]
+                y = _dense_product(x, kernel, contracted, bias if flat else None)
+                bias = None if flat else bias
         except ValueError as e:
             raise ShapeError(f"input of shape {Shape(x.shape)!r} does not fit the kernel "
                              f"{Shape(kernel.shape)!r}: {e}", name) from None
         if bias is not None:
-            y = y + bias.reshape((1,) * (y.ndim - bias.ndim) + bias.shape)
+            y = y + jnp.broadcast_to(bias, y.shape)
         return act(y)
 
     layer = Layer(init, apply, name=name, penalty=penalty, constrain=constrain)
