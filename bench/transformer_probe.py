@@ -124,16 +124,21 @@ def attention_core(lengths, reps: int, log=print) -> list:
 
     HEAD = 32
     rows = []
-    saved = attention.EINSUM_FROM_KEYS_ON_CPU
+    saved = attention.EINSUM_FROM_KEYS_ON_CPU, attention.EINSUM_FROM_KEYS_ON_CPU_INFERENCE
+
+    def threshold(keys):
+        attention.EINSUM_FROM_KEYS_ON_CPU = attention.EINSUM_FROM_KEYS_ON_CPU_INFERENCE = keys
+
     try:
         for t in lengths:
             q, k, v = jax.random.normal(jax.random.key(t), (3, 4, t, 4, HEAD))
             fns = {"fast": step("xla")}
-            attention.EINSUM_FROM_KEYS_ON_CPU = 0
+            threshold(0)
             fns["einsum"] = step(None)
             for f in fns.values():                    # compile (traced with the threshold 0)
                 jax.block_until_ready(f(q, k, v))
-            attention.EINSUM_FROM_KEYS_ON_CPU = saved
+            threshold(saved[0])
+            attention.EINSUM_FROM_KEYS_ON_CPU_INFERENCE = saved[1]
             got = {n: [] for n in fns}
             for _ in range(reps):
                 for n, f in fns.items():
@@ -143,7 +148,7 @@ def attention_core(lengths, reps: int, log=print) -> list:
             rows.append({"T": t, "fast_ms": fast, "einsum_ms": einsum, "ratio": einsum / fast})
             log(f"  T={t}: fast {fast:.1f} ms, einsum {einsum:.1f} ms")
     finally:
-        attention.EINSUM_FROM_KEYS_ON_CPU = saved
+        attention.EINSUM_FROM_KEYS_ON_CPU, attention.EINSUM_FROM_KEYS_ON_CPU_INFERENCE = saved
     return rows
 
 

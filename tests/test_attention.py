@@ -483,6 +483,10 @@ def test_cpu_rule_takes_the_einsum_path_for_long_keys_with_the_same_numbers():
     k = jax.random.normal(jax.random.key(1), (1, T, 2, 4))
     assert A._einsum_is_faster(k, None) == (jax.default_backend() == "cpu")
     assert not A._einsum_is_faster(k[:, :T // 4], None) and not A._einsum_is_faster(k, "xla")
+    # inference (train=False) keeps the fast path up to EINSUM_FROM_KEYS_ON_CPU_INFERENCE keys
+    long = jnp.zeros((1, A.EINSUM_FROM_KEYS_ON_CPU_INFERENCE, 2, 4))
+    assert not A._einsum_is_faster(k, None, train=False)
+    assert A._einsum_is_faster(long, None, train=False) == (jax.default_backend() == "cpu")
     ruled = A.dot_product_attention(q, k, k, scale=0.5, is_causal=True)[0]
     fast = A.dot_product_attention(q, k, k, scale=0.5, is_causal=True, implementation="xla")[0]
     np.testing.assert_allclose(ruled, fast, rtol=1e-5, atol=1e-5)
