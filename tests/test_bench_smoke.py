@@ -66,6 +66,19 @@ def test_depthwise_lowerings_match_the_hand_written_step():
             np.testing.assert_allclose(params_j[k], params_h[k], rtol=1e-4, atol=1e-6)
 
 
+def _peer_matches_hand(b, impl, x, y):
+    """The peer `impl` of builders `b` gives the floor's first loss and output (skipped where
+    the peer is not installed, as in the test environment)."""
+    try:
+        built = b[impl]()
+    except Unavailable as e:
+        pytest.skip(str(e))
+    loss_p, out_p, _ = _one_step(built, x, y)
+    loss_h, out_h, _ = _one_step(b["hand"](), x, y)
+    np.testing.assert_allclose(loss_p, loss_h, rtol=1e-5)
+    np.testing.assert_allclose(out_p, out_h, rtol=1e-4, atol=1e-5)
+
+
 TINY_TRANSFORMER = {"batch": 2, "seq": 8}
 
 
@@ -144,14 +157,7 @@ def test_peer_computes_the_same_new_workloads(workload, impl):
     cfg = TINY_TRANSFORMER if workload == "transformer" else {"batch": 2, "kernel": 3}
     x, y = mod.data(cfg)
     b = mod.builders(cfg, x, y)
-    try:
-        built = b[impl]()
-    except Unavailable as e:
-        pytest.skip(str(e))
-    loss_p, out_p, _ = _one_step(built, x, y)
-    loss_h, out_h, _ = _one_step(b["hand"](), x, y)
-    np.testing.assert_allclose(loss_p, loss_h, rtol=1e-5)
-    np.testing.assert_allclose(out_p, out_h, rtol=1e-4, atol=1e-5)
+    _peer_matches_hand(b, impl, x, y)
 
 
 def test_harness_reports_compiled_temporary_memory():
@@ -184,14 +190,7 @@ def test_peer_computes_the_same_tiny_mlp(peer):
     cfg = tiny_mlp.BASE
     x, y = tiny_mlp.data(cfg)
     b = tiny_mlp.builders(cfg, x, y)
-    try:
-        built = b[peer]()
-    except Unavailable as e:
-        pytest.skip(str(e))
-    loss_p, out_p, _ = _one_step(built, x, y)
-    loss_h, out_h, _ = _one_step(b["hand"](), x, y)
-    np.testing.assert_allclose(loss_p, loss_h, rtol=1e-5)
-    np.testing.assert_allclose(out_p, out_h, rtol=1e-4, atol=1e-5)
+    _peer_matches_hand(b, peer, x, y)
 
 
 def test_harness_runs_and_reports(tmp_path):

@@ -242,13 +242,13 @@ def test_jitted_loss_grad_matches_finite_differences(built):
         pytest.skip("not differentiable (declared in the registry)")
     with jax.enable_x64(True):
         for train in modes(built.case):
-            f, args = _grad_problem(built, train)
+            forward, args = built.forward64(train)
             draw = np.random.default_rng(7).standard_normal      # numpy: nothing to compile
             leaves, tree = jax.tree_util.tree_flatten(built.eager(train)[0])
             weights = tree.unflatten([draw(a.shape) for a in leaves])
 
             def loss(*a):
-                y, new_state = f(*a)
+                y, new_state = forward(*a)
                 dots = jax.tree_util.tree_map(lambda u, w: jnp.sum(u * w), y, weights)
                 return sum(jax.tree_util.tree_leaves(dots)) + jl.activity_loss(new_state)
 
@@ -259,7 +259,7 @@ def test_jitted_loss_grad_matches_finite_differences(built):
             direction = arg_tree.unflatten([draw(a.shape) for a in arg_leaves])
             along = sum(float(np.vdot(g, d)) for g, d in zip(
                 jax.tree_util.tree_leaves(grads), jax.tree_util.tree_leaves(direction)))
-            forward, eps = built.forward64(train)[0], 1e-6
+            eps = 1e-6
             difference = (_loss_at(forward, args, direction, eps, weights)
                           - _loss_at(forward, args, direction, -eps, weights)) / (2 * eps)
             np.testing.assert_allclose(along, difference, rtol=1e-4, atol=1e-4)

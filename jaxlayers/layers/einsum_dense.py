@@ -7,6 +7,7 @@ unchanged. MultiHeadAttention's four projections are EinsumDense layers.
 from __future__ import annotations
 
 import inspect
+import math
 import re
 
 import jax
@@ -69,9 +70,7 @@ def _dense_product(x, kernel, n: int, bias):
     lead, inner, rest = x.shape[:x.ndim - n], kernel.shape[:n], kernel.shape[n:]
     if tuple(x.shape[x.ndim - n:]) != tuple(inner):
         raise ValueError(f"its last {n} dims must be {tuple(inner)}")
-    size = 1
-    for d in inner:
-        size *= d
+    size = math.prod(inner)
     y = x.reshape(lead + (size,)) @ kernel.reshape(size, -1)
     if bias is not None:    # added flat: its gradient is one plain reduce over the rows
         y = y + jnp.broadcast_to(bias.reshape(-1), y.shape)
