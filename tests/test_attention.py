@@ -1,6 +1,8 @@
 """Attention layers against Keras 3 (JAX backend) with the same weights: EinsumDense,
 MultiHeadAttention, GroupedQueryAttention, Attention and AdditiveAttention, with every
 call option, masks from Embedding(mask_zero=True), the fast path and its errors."""
+import functools
+
 import jax
 import jax.test_util
 import jax.numpy as jnp
@@ -475,18 +477,41 @@ def test_attention_activity_regularizer_as_keras():
 
 
 def test_cpu_rule_takes_the_einsum_path_for_long_keys_with_the_same_numbers():
-    """On CPU, from EINSUM_FROM_KEYS_ON_CPU keys on, the einsum path (measured faster there)
-    replaces jax.nn.dot_product_attention; both give the same attention."""
+    """On CPU, from EINSUM_FROM_KEYS_ON_CPU keys on, a differentiated call takes the einsum
+    path (measured faster there); a call that is not differentiated keeps
+    jax.nn.dot_product_attention up to EINSUM_FROM_KEYS_ON_CPU_INFERENCE keys. The choice
+    follows differentiation, not the train flag (a training step without train=True gets
+    the training path); values and gradients are the same on both."""
     from jaxlayers.layers import attention as A
     T = A.EINSUM_FROM_KEYS_ON_CPU
-    q = jax.random.normal(jax.random.key(0), (1, T, 2, 4))
-    k = jax.random.normal(jax.random.key(1), (1, T, 2, 4))
-    assert A._einsum_is_faster(k, None) == (jax.default_backend() == "cpu")
+    assert T < A.EINSUM_FROM_KEYS_ON_CPU_INFERENCE
+    on_cpu = jax.default_backend() == "cpu"
+    q, k, v = jax.random.normal(jax.random.key(0), (3, 1, T, 2, 4))
+    assert A._einsum_is_faster(k, None) == on_cpu
     assert not A._einsum_is_faster(k[:, :T // 4], None) and not A._einsum_is_faster(k, "xla")
-    # inference (train=False) keeps the fast path up to EINSUM_FROM_KEYS_ON_CPU_INFERENCE keys
     long = jnp.zeros((1, A.EINSUM_FROM_KEYS_ON_CPU_INFERENCE, 2, 4))
-    assert not A._einsum_is_faster(k, None, train=False)
-    assert A._einsum_is_faster(long, None, train=False) == (jax.default_backend() == "cpu")
-    ruled = A.dot_product_attention(q, k, k, scale=0.5, is_causal=True)[0]
-    fast = A.dot_product_attention(q, k, k, scale=0.5, is_causal=True, implementation="xla")[0]
-    np.testing.assert_allclose(ruled, fast, rtol=1e-5, atol=1e-5)
+    assert not A._einsum_is_faster(k, None, differentiated=False)
+    assert A._einsum_is_faster(long, None, differentiated=False) == on_cpu
+
+    def ruled(q, k, v, train):
+        return A.dot_product_attention(q, k, v, scale=0.5, is_causal=True, train=train)[0]
+
+    def fast(q, k, v):
+        return A.dot_product_attention(q, k, v, scale=0.5, is_causal=True,
+                                       implementation="xla")[0]
+
+    def einsum(q, k, v):
+        return A._einsum_attention(q, k, v, None, scale=0.5, is_causal=True)[0]
+
+    def loss(f):
+        return lambda q, k, v: jnp.sum(jnp.sin(f(q, k, v)))
+
+    einsum_masks = "-1.000000e+09"              # the einsum path's masked score (Keras')
+    for train in (False, True):
+        f = functools.partial(ruled, train=train)
+        np.testing.assert_allclose(jax.jit(f)(q, k, v), fast(q, k, v), rtol=1e-5, atol=1e-5)
+        grads = jax.jit(jax.grad(loss(f), argnums=(0, 1, 2)))(q, k, v)
+        for got, want in zip(grads, jax.grad(loss(einsum), argnums=(0, 1, 2))(q, k, v)):
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+        assert einsum_masks not in jax.jit(f).lower(q, k, v).as_text()
+        assert (einsum_masks in jax.jit(jax.grad(loss(f))).lower(q, k, v).as_text()) == on_cpu

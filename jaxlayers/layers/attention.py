@@ -132,7 +132,7 @@ def _expand_mask(mask, scores_rank: int, n_axes: int):
 # plain einsum softmax faster than jax.nn.dot_product_attention (training 0.78-0.87x at 512,
 # 0.42-0.45x at 2048; inference 0.57-0.76x); from 128 on the einsum path trains 5-12% faster,
 # infers in a tie, and compiles faster (the transformer step: fewer transposes and copies);
-# at 16 keys they tie. In inference (train=False, no gradient) the forward pass alone is
+# at 16 keys they tie. The forward pass alone (a call that is not differentiated) is
 # another story: from 128 to 256 keys the fast path runs it 1.3-5x quicker (b=32 T=128:
 # 2.8 against 14.1 ms), from 512 keys the einsum path (b=4 T=512: 3.6 against 12.8 ms).
 # Elsewhere the fast path stays.
@@ -140,42 +140,43 @@ EINSUM_FROM_KEYS_ON_CPU = 128
 EINSUM_FROM_KEYS_ON_CPU_INFERENCE = 512
 
 
-def _einsum_is_faster(key, implementation, train=True) -> bool:
+def _einsum_is_faster(key, implementation, differentiated=True) -> bool:
     """The measured rule: on CPU, with no implementation asked for, long key sequences take
-    the einsum path (from EINSUM_FROM_KEYS_ON_CPU keys in training, from
-    EINSUM_FROM_KEYS_ON_CPU_INFERENCE in inference)."""
-    threshold = EINSUM_FROM_KEYS_ON_CPU if train else EINSUM_FROM_KEYS_ON_CPU_INFERENCE
+    the einsum path (from EINSUM_FROM_KEYS_ON_CPU keys when the call is differentiated, from
+    EINSUM_FROM_KEYS_ON_CPU_INFERENCE when it is not)."""
+    threshold = EINSUM_FROM_KEYS_ON_CPU if differentiated else EINSUM_FROM_KEYS_ON_CPU_INFERENCE
     return (implementation is None and jax.default_backend() == "cpu"
             and key.ndim == 4 and key.shape[1] >= threshold)
 
 
-def dot_product_attention(query, key, value, mask=None, *, scale, attn_axes=(1,),
-                          is_causal=False, dropout=0.0, rng=None, train=False,
-                          return_scores=False, implementation=None):
-    """Attention of projected ``query (B, .., T, N, H)`` on ``key``/``value``
-    ``(B, .., S, K, H)`` (K divides N: grouped heads share a key/value head).
+def _by_differentiation(forward, differentiated):
+    """A function that computes `forward(*args)` when it is not differentiated, and the
+    values and derivatives of `differentiated(*args)` (the same function, written another
+    way) when it is: under `jax.grad`, `jvp` or `vjp` (a `custom_jvp`)."""
+    f = jax.custom_jvp(forward)
+    f.defjvp(lambda primals, tangents: jax.jvp(differentiated, primals, tangents))
+    return f
 
-    `mask` is one boolean mask, ``(B, T, S)`` or broadcastable to the scores. Returns
-    ``(output (B, .., T, N, Hv), scores or None)``. The fast path
-    (`jax.nn.dot_product_attention`) serves one attention axis without dropout in
-    training, without returned scores, with value heads the size of key heads and
-    inputs below float64, and (on CPU) fewer keys than the CPU rule's threshold; otherwise
-    scores are computed in float32 (or float64) and dropout hits the weights. On both
-    paths a query whose mask row is all False gets a zero output (Keras' Softmax).
-    """
+
+def _fast_attention(query, key, value, mask, *, scale, is_causal, implementation):
+    """`jax.nn.dot_product_attention` with Keras' mask and a zero output for a query that
+    sees no key."""
+    if mask is not None:
+        if is_causal:           # one mask, so that the zero-output guard sees the causal part
+            mask, is_causal = mask & causal_mask(query.shape[1], key.shape[1]), False
+        mask = _expand_mask(mask, 4, 1)
+    y = jax.nn.dot_product_attention(query, key, value, mask=mask, scale=scale,
+                                     is_causal=is_causal, implementation=implementation)
+    if mask is not None:        # a query that sees no key gets 0, as on the einsum path
+        y = y * jnp.any(mask, axis=-1).transpose(0, 2, 1)[..., None].astype(y.dtype)
+    return y
+
+
+def _einsum_attention(query, key, value, mask, *, scale, attn_axes=(1,), is_causal=False,
+                      dropout=0.0, rng=None, train=False, return_scores=False):
+    """Keras' `_compute_attention` as einsums, softmax in float32 (or float64):
+    ``(output, weights or None)``."""
     heads, kv_heads = query.shape[-2], key.shape[-2]
-    explicit = (len(attn_axes) != 1 or query.ndim != 4 or return_scores
-                or (train and dropout > 0) or value.shape[-1] != key.shape[-1]
-                or query.dtype == jnp.float64       # jax's softmax would run in float32
-                or _einsum_is_faster(key, implementation, train))
-    if not explicit:
-        if mask is not None:
-            mask = _expand_mask(mask, 4, 1)
-        y = jax.nn.dot_product_attention(query, key, value, mask=mask, scale=scale,
-                                         is_causal=is_causal, implementation=implementation)
-        if mask is not None:    # a query that sees no key gets 0, as on the einsum path
-            y = y * jnp.any(mask, axis=-1).transpose(0, 2, 1)[..., None].astype(y.dtype)
-        return y, None
     if kv_heads != heads:
         key = jnp.repeat(key, heads // kv_heads, axis=-2)
         value = jnp.repeat(value, heads // kv_heads, axis=-2)
@@ -205,6 +206,43 @@ def dot_product_attention(query, key, value, mask=None, *, scale, attn_axes=(1,)
         dropped = jnp.where(keep, weights / (1.0 - dropout), 0.0)
     y = jnp.einsum(combine_eq, dropped.astype(value.dtype), value)
     return y, (weights.astype(query.dtype) if return_scores else None)
+
+
+def dot_product_attention(query, key, value, mask=None, *, scale, attn_axes=(1,),
+                          is_causal=False, dropout=0.0, rng=None, train=False,
+                          return_scores=False, implementation=None):
+    """Attention of projected ``query (B, .., T, N, H)`` on ``key``/``value``
+    ``(B, .., S, K, H)`` (K divides N: grouped heads share a key/value head).
+
+    `mask` is one boolean mask, ``(B, T, S)`` or broadcastable to the scores. Returns
+    ``(output (B, .., T, N, Hv), scores or None)``. The fast path
+    (`jax.nn.dot_product_attention`) serves one attention axis without dropout in
+    training, without returned scores, with value heads the size of key heads and
+    inputs below float64, and (on CPU) fewer keys than the CPU rule's threshold, which
+    depends on whether the call is differentiated; otherwise scores are computed in
+    float32 (or float64) and dropout hits the weights. On both paths a query whose mask
+    row is all False gets a zero output (Keras' Softmax).
+    """
+    if (len(attn_axes) != 1 or query.ndim != 4 or return_scores
+            or (train and dropout > 0) or value.shape[-1] != key.shape[-1]
+            or query.dtype == jnp.float64):      # jax's softmax would run in float32
+        return _einsum_attention(query, key, value, mask, scale=scale, attn_axes=attn_axes,
+                                 is_causal=is_causal, dropout=dropout, rng=rng, train=train,
+                                 return_scores=return_scores)
+
+    def fast(q, k, v, m):
+        return _fast_attention(q, k, v, m, scale=scale, is_causal=is_causal,
+                               implementation=implementation)
+
+    def einsum(q, k, v, m):
+        return _einsum_attention(q, k, v, m, scale=scale, is_causal=is_causal)[0]
+
+    when_differentiated, otherwise = (
+        einsum if _einsum_is_faster(key, implementation, differentiated) else fast
+        for differentiated in (True, False))
+    if when_differentiated is otherwise:
+        return otherwise(query, key, value, mask), None
+    return _by_differentiation(otherwise, when_differentiated)(query, key, value, mask), None
 
 
 # --------------------------------------------------------------------------- the layers
