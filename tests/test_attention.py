@@ -179,9 +179,7 @@ def test_mha_embedding_masks_match_keras():
         ke.set_weights([np.asarray(e["embeddings"])])
         load(kl, params)
         ref = np.asarray(km(Q_IDS))
-        real = Q_IDS != 0       # Keras' fast path averages all values for a padded query
-        close(y[real], ref[real])
-        assert np.allclose(y[~real], params["attention_output"]["bias"], atol=1e-6)
+        close(y, ref)           # padded queries too: Keras' fast path averages all values
         close(layer.apply(params, emb.apply(e, Q_IDS), mask=Q_IDS != 0), y)
     # cross-attention through jl.Model: masks of both inputs
     layer, _, params, kl = mha_pair(dropout=0.1)       # explicit path: padded rows zeroed
@@ -366,8 +364,7 @@ def test_score_attention_rules():
 @jax.numpy_rank_promotion("allow")      # Keras' functional call relies on it
 def test_from_keras_attention_model():
     """A functional Keras model with every attention layer, call arguments
-    (use_causal_mask) and Embedding masks imports and matches on the real steps (Keras'
-    fast path averages the values for a padded query, jaxlayers gives it 0)."""
+    (use_causal_mask) and Embedding masks imports and matches, padded steps included."""
     ids, v = keras.Input((None,), dtype="int32"), keras.Input((S, D))
     x = keras.layers.Embedding(10, D, mask_zero=True)(ids)
     h = keras.layers.MultiHeadAttention(2, 3, name="mha")(x, x, use_causal_mask=True)
@@ -383,8 +380,7 @@ def test_from_keras_attention_model():
     model, params, _ = jl.from_keras(km)
     y = np.asarray(model.apply(params, (Q_IDS[:2], normal((2, S, D)))))
     ref = np.asarray(km([Q_IDS[:2], normal((2, S, D))]))
-    real = Q_IDS[:2] != 0
-    close(y[real], ref[real], atol=1e-5)
+    close(y, ref, atol=1e-5)
     assert params["mha"]["query"]["kernel"].shape == (D, 2, 3)
 
 
@@ -515,3 +511,41 @@ def test_cpu_rule_takes_the_einsum_path_for_long_keys_with_the_same_numbers():
             np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
         assert einsum_masks not in jax.jit(f).lower(q, k, v).as_text()
         assert (einsum_masks in jax.jit(jax.grad(loss(f))).lower(q, k, v).as_text()) == on_cpu
+
+
+@pytest.mark.parametrize("family", ["mha", "gqa"])
+@pytest.mark.parametrize("opts, scores, zeroed", [
+    ({}, False, False),                         # Keras' ops.dot_product_attention: the mean
+    ({"use_causal_mask": True}, False, False),
+    ({"dropout": 0.2}, False, True),            # Keras' einsum path (at inference): zeros
+    ({}, True, True),
+])
+@jax.numpy_rank_promotion("allow")      # Keras' functional call relies on it
+def test_padded_query_gets_what_keras_gives_it(family, opts, scores, zeroed):
+    """A query step that sees no key (all padding, from Embedding(mask_zero=True)) gets what
+    Keras' own path gives it: the mean of all values where Keras calls
+    ops.dot_product_attention, zeros where it runs its einsum path (dropout in the config,
+    returned scores). The whole output is compared, padded steps included."""
+    call = {k: v for k, v in opts.items() if k == "use_causal_mask"}
+    config = {k: v for k, v in opts.items() if k != "use_causal_mask"}
+    if family == "mha":
+        layer, kl = jl.MultiHeadAttention(2, 3, **config), keras.layers.MultiHeadAttention(
+            2, 3, **config)
+    else:
+        layer, kl = (jl.GroupedQueryAttention(3, 4, 2, **config),
+                     keras.layers.GroupQueryAttention(3, 4, 2, **config))
+    _, params = layer.init(KEY, ((None, T, D), (None, S, D)))
+    params = randomized(params)
+    table = normal((10, D), seed=4)
+    kq, kv = keras.Input((T,), dtype="int32"), keras.Input((S,), dtype="int32")
+    embed = keras.layers.Embedding(10, D, mask_zero=True)
+    km = keras.Model([kq, kv], kl(embed(kq), embed(kv), return_attention_scores=scores,
+                                  **call))
+    embed.set_weights([table])
+    load(kl, params)
+    y = layer.apply(params, (table[Q_IDS], table[V_IDS]), mask=(Q_IDS != 0, V_IDS != 0),
+                    return_attention_scores=scores, **call)
+    close(y, km([Q_IDS, V_IDS]))
+    out = np.asarray(y[0] if scores else y)
+    padded = out[2] - np.asarray(params["attention_output"]["bias"])
+    assert np.allclose(padded, 0.0, atol=1e-6) == zeroed

@@ -158,31 +158,35 @@ def _by_differentiation(forward, differentiated):
     return f
 
 
-def _fast_attention(query, key, value, mask, *, scale, is_causal, implementation):
-    """`jax.nn.dot_product_attention` with Keras' mask and a zero output for a query that
-    sees no key."""
+def _fast_attention(query, key, value, mask, *, scale, is_causal, implementation,
+                    zero_masked_rows=False):
+    """`jax.nn.dot_product_attention` with Keras' mask; a query that sees no key gets the
+    mean of all values, or 0 with `zero_masked_rows`."""
+    zero = zero_masked_rows and mask is not None
     if mask is not None:
-        if is_causal:           # one mask, so that the zero-output guard sees the causal part
+        if is_causal and zero:  # one mask, so that the zero-output guard sees the causal part
             mask, is_causal = mask & causal_mask(query.shape[1], key.shape[1]), False
         mask = _expand_mask(mask, 4, 1)
     y = jax.nn.dot_product_attention(query, key, value, mask=mask, scale=scale,
                                      is_causal=is_causal, implementation=implementation)
-    if mask is not None:        # a query that sees no key gets 0, as on the einsum path
+    if zero:
         y = y * jnp.any(mask, axis=-1).transpose(0, 2, 1)[..., None].astype(y.dtype)
     return y
 
 
 def _einsum_attention(query, key, value, mask, *, scale, attn_axes=(1,), is_causal=False,
-                      dropout=0.0, rng=None, train=False, return_scores=False):
+                      dropout=0.0, rng=None, train=False, return_scores=False,
+                      zero_masked_rows=False):
     """Keras' `_compute_attention` as einsums, softmax in float32 (or float64):
-    ``(output, weights or None)``."""
+    ``(output, weights or None)``. A query that sees no key gets uniform weights (the mean
+    of all values), or zero weights with `zero_masked_rows` (Keras' Softmax layer)."""
     heads, kv_heads = query.shape[-2], key.shape[-2]
     if kv_heads != heads:
         key = jnp.repeat(key, heads // kv_heads, axis=-2)
         value = jnp.repeat(value, heads // kv_heads, axis=-2)
     # a causal mask alone leaves every query at least key 0: no row is fully masked, so the
     # weights need no zeroing after the softmax (one op less forward and backward)
-    rows_may_be_empty = mask is not None
+    zero = zero_masked_rows and mask is not None
     if is_causal:
         cm = causal_mask(query.shape[1], key.shape[1])
         mask = cm if mask is None else mask & cm
@@ -198,7 +202,7 @@ def _einsum_attention(query, key, value, mask, *, scale, attn_axes=(1,), is_caus
         mask = _expand_mask(mask, scores.ndim, len(attn_axes))
         scores = jnp.where(mask, scores, _LARGE_NEGATIVE)
     weights = jax.nn.softmax(scores, axis=norm)
-    if rows_may_be_empty:
+    if zero:
         weights = jnp.where(mask, weights, 0.0)
     dropped = weights
     if train and dropout > 0:
@@ -210,7 +214,7 @@ def _einsum_attention(query, key, value, mask, *, scale, attn_axes=(1,), is_caus
 
 def dot_product_attention(query, key, value, mask=None, *, scale, attn_axes=(1,),
                           is_causal=False, dropout=0.0, rng=None, train=False,
-                          return_scores=False, implementation=None):
+                          return_scores=False, implementation=None, zero_masked_rows=False):
     """Attention of projected ``query (B, .., T, N, H)`` on ``key``/``value``
     ``(B, .., S, K, H)`` (K divides N: grouped heads share a key/value head).
 
@@ -221,21 +225,25 @@ def dot_product_attention(query, key, value, mask=None, *, scale, attn_axes=(1,)
     inputs below float64, and (on CPU) fewer keys than the CPU rule's threshold, which
     depends on whether the call is differentiated; otherwise scores are computed in
     float32 (or float64) and dropout hits the weights. On both paths a query whose mask
-    row is all False gets a zero output (Keras' Softmax).
+    row is all False gets the mean of all values (Keras' `ops.dot_product_attention`), or a
+    zero output with `zero_masked_rows` (Keras' Softmax, on Keras' einsum path).
     """
     if (len(attn_axes) != 1 or query.ndim != 4 or return_scores
             or (train and dropout > 0) or value.shape[-1] != key.shape[-1]
             or query.dtype == jnp.float64):      # jax's softmax would run in float32
         return _einsum_attention(query, key, value, mask, scale=scale, attn_axes=attn_axes,
                                  is_causal=is_causal, dropout=dropout, rng=rng, train=train,
-                                 return_scores=return_scores)
+                                 return_scores=return_scores,
+                                 zero_masked_rows=zero_masked_rows)
 
     def fast(q, k, v, m):
         return _fast_attention(q, k, v, m, scale=scale, is_causal=is_causal,
-                               implementation=implementation)
+                               implementation=implementation,
+                               zero_masked_rows=zero_masked_rows)
 
     def einsum(q, k, v, m):
-        return _einsum_attention(q, k, v, m, scale=scale, is_causal=is_causal)[0]
+        return _einsum_attention(q, k, v, m, scale=scale, is_causal=is_causal,
+                                 zero_masked_rows=zero_masked_rows)[0]
 
     when_differentiated, otherwise = (
         einsum if _einsum_is_faster(key, implementation, differentiated) else fast
@@ -362,7 +370,11 @@ def attention_layer(name, *, projections, axes_for, scale, dropout, seed,
         y, scores = dot_product_attention(
             proj["query"], proj["key"], proj["value"], combined, scale=scale,
             attn_axes=axes, is_causal=causal_only, dropout=dropout, rng=rng, train=train,
-            return_scores=return_attention_scores, implementation=implementation)
+            return_scores=return_attention_scores, implementation=implementation,
+            # Keras' own choice of path decides what a query that sees no key (a padded
+            # step) gets: its einsum path (dropout, returned scores, several attention
+            # axes) zeros, its ops.dot_product_attention the mean of all values
+            zero_masked_rows=dropout > 0 or return_attention_scores or q.ndim != 3)
         if "gate" in params:
             y = y * subs["gate"].apply(params["gate"], q)
         y = subs["attention_output"].apply(params["attention_output"], y)
