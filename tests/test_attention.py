@@ -511,6 +511,16 @@ def test_cpu_rule_takes_the_einsum_path_for_long_keys_with_the_same_numbers():
             np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
         assert einsum_masks not in jax.jit(f).lower(q, k, v).as_text()
         assert (einsum_masks in jax.jit(jax.grad(loss(f))).lower(q, k, v).as_text()) == on_cpu
+    # between the thresholds (a custom_jvp): forward mode, vmap and bfloat16 work through it
+    f = functools.partial(ruled, train=False)
+    tangent = jax.jvp(f, (q, k, v), (q, k, v))[1]
+    np.testing.assert_allclose(tangent, jax.jvp(einsum, (q, k, v), (q, k, v))[1], rtol=1e-4,
+                               atol=1e-4)
+    stacked = jnp.stack([q, k])
+    grads = jax.vmap(jax.grad(loss(f)), (0, None, None))(stacked, k, v)
+    np.testing.assert_allclose(grads[1], jax.grad(loss(einsum))(k, k, v), rtol=1e-4, atol=1e-5)
+    half = [a.astype(jnp.bfloat16) for a in (q, k, v)]
+    assert jax.grad(loss(f))(*half).dtype == jnp.bfloat16 and f(*half).dtype == jnp.bfloat16
 
 
 @pytest.mark.parametrize("family", ["mha", "gqa"])
