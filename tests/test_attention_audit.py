@@ -235,3 +235,8 @@ def test_mask_and_shape_errors_are_clear():
             make()
     with pytest.raises(ValueError, match=r"MultiHeadAttention: activity_regularizer: .*nope"):
         jl.MultiHeadAttention(2, 3, activity_regularizer="nope")
+    if jax.default_backend() == "cpu":   # Keras raises jax's "cuDNN is not detected" too
+        flash = jl.MultiHeadAttention(2, 3, flash_attention=True)
+        with pytest.raises(RuntimeError, match=r"MultiHeadAttention\(2, 3\): flash_attention="
+                                               r"True needs jax's cuDNN attention"):
+            flash.apply(p, (q, v))

@@ -380,10 +380,17 @@ def attention_layer(name, *, projections, axes_for, scale, dropout, seed,
         subs = sublayers(q.shape, v.shape, k.shape)
         proj = {n: subs[n].apply(params[n], t) for n, t in
                 (("query", q), ("key", k), ("value", v))}
-        y, scores = dot_product_attention(
-            proj["query"], proj["key"], proj["value"], combined, scale=scale,
-            attn_axes=axes, is_causal=causal_only, dropout=dropout, rng=rng, train=train,
-            return_scores=return_attention_scores, implementation=implementation)
+        try:
+            y, scores = dot_product_attention(
+                proj["query"], proj["key"], proj["value"], combined, scale=scale,
+                attn_axes=axes, is_causal=causal_only, dropout=dropout, rng=rng,
+                train=train, return_scores=return_attention_scores,
+                implementation=implementation)
+        except RuntimeError as e:        # "cuDNN is not detected", as Keras raises it
+            if not flash_attention:
+                raise
+            raise RuntimeError(f"{name}: flash_attention=True needs jax's cuDNN attention "
+                               f"(an NVIDIA GPU): {str(e).rstrip('.')}; use None or False") from None
         if "gate" in params:
             proj["gate"] = subs["gate"].apply(params["gate"], q)
             y = y * proj["gate"]
