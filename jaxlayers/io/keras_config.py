@@ -92,9 +92,12 @@ def _initializer(value):
 
 
 def _live(kl, key, value, get):
-    """The object behind config entry `key`: the layer's own (or its cell's) attribute,
-    else deserialized from the config."""
+    """The object behind config entry `key`: the layer's own (or its cell's) attribute
+    (a set private ``_key`` first: MultiHeadAttention keeps its activity regularizer
+    there, its public one is the base layer's None), else deserialized from the config."""
     for owner in (kl, getattr(kl, "cell", None)):
+        if owner is not None and getattr(owner, "_" + key, None) is not None:
+            return getattr(owner, "_" + key)
         if owner is not None and hasattr(owner, key):
             return getattr(owner, key)
     return get(value)

@@ -117,8 +117,9 @@ def _attention(ctor):
     """MultiHeadAttention / GroupedQueryAttention: the params of each sublayer (query,
     key, value, attention_output, gate) read from the weights' paths. `options` are call
     arguments of the saved graph (use_causal_mask, ...), made constructor defaults."""
-    def convert(kl, **options):
+    def convert(kl, mask_input=False, **options):
         layer = _build(kl, ctor, **keras_arguments(kl, ctor), **options)
+        layer = T.attention_mask_input(layer) if mask_input else layer
         params = {}
         for v in kl.weights:
             sub, weight = v.path.split("/")[-2:]
@@ -149,10 +150,13 @@ def _attention_call(op, args, kwargs):
         return args, {}
     options = {k: kwargs.pop(k) for k in _CALL_OPTIONS if k in kwargs and kwargs[k]}
     if cls in _ATTENTION:
-        parts = list(args) + [kwargs.pop(k) for k in ("value", "key") if k in kwargs
-                              and kwargs[k] is not None]
+        parts = list(args) + [kwargs.pop(k) for k in ("query", "value", "key")
+                              if k in kwargs and kwargs[k] is not None]
         kwargs.pop("key", None)
         args = [tuple(parts)] if len(parts) > 1 else args
+        mask = kwargs.pop("attention_mask", None)
+        if mask is not None:            # a tensor of the graph: (inputs, attention_mask)
+            args, options["mask_input"] = [(args[0], mask)], True
     return args, options
 
 

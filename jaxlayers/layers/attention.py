@@ -13,6 +13,7 @@ the sliding window are combined by `attention_mask` into one boolean ``(B, T, S)
 """
 from __future__ import annotations
 
+import dataclasses
 import string
 
 import jax
@@ -22,6 +23,7 @@ from ..core import makes_mask
 from ..core import Layer, Shape, ShapeError, as_shape
 from .checks import need_rng
 from .einsum_dense import EinsumDense
+from .. import regularizers as _regularizers
 
 _LARGE_NEGATIVE = -1e9        # Keras' masked score for float32 logits
 
@@ -54,11 +56,11 @@ def attention_mask(query_mask=None, value_mask=None, key_mask=None, attention_ma
     or window mask is given), or None.
     """
     parts = []
-    if query_mask is not None:
-        parts.append(jnp.asarray(query_mask).astype(bool)[:, :, None])
+    if query_mask is not None:      # Keras' axes: a query mask (.., T) -> (.., T, 1)
+        parts.append(jnp.expand_dims(jnp.asarray(query_mask).astype(bool), -1))
     for m in (value_mask, key_mask):
-        if m is not None:
-            parts.append(jnp.asarray(m).astype(bool)[:, None, :])
+        if m is not None:           # and a value / key mask (.., S) -> (.., 1, S)
+            parts.append(jnp.expand_dims(jnp.asarray(m).astype(bool), -2))
     if use_causal_mask:
         parts.append(causal_mask(*lengths))
     if sliding_window is not None:
@@ -71,6 +73,43 @@ def attention_mask(query_mask=None, value_mask=None, key_mask=None, attention_ma
     for p in parts[1:]:
         out = out & p
     return out
+
+
+def _fits(shape, target) -> bool:
+    """Whether an array of `shape` broadcasts into `target` (same rank, each dim 1 or
+    equal) without enlarging it."""
+    return len(shape) == len(target) and all(
+        d == 1 or d == t for d, t in zip(shape, target))
+
+
+def check_masks(name, q_shape, v_shape, masks, attention_mask, scores_shape, n_axes):
+    """A clear ShapeError naming layer `name` when a time-step mask does not fit its
+    input (``masks``: (query_mask, value_mask, key_mask), each None or of the input's
+    shape without its feature axis) or `attention_mask` does not broadcast into the
+    attention scores of `scores_shape` (``(batch, heads, T, S)`` for one attention axis)
+    after Keras' expansion (new axes before the `n_axes` query attention axes)."""
+    for what, m, shape in zip(("query", "value", "key"), masks, (q_shape, v_shape, v_shape)):
+        if m is not None and not _fits(jnp.shape(m), tuple(shape[:-1])):
+            raise ShapeError(f"the {what} mask has shape {tuple(jnp.shape(m))}, expected "
+                             f"{tuple(shape[:-1])} (the {what}'s shape {tuple(shape)} "
+                             f"without its feature axis)", name)
+    if attention_mask is not None:
+        check_scores_mask(name, "attention_mask", attention_mask, scores_shape, n_axes)
+
+
+def check_scores_mask(name, what, mask, scores_shape, n_axes):
+    """A clear ShapeError unless `mask` broadcasts into the attention scores of
+    `scores_shape` after Keras' expansion (new axes before the `n_axes` query attention
+    axes)."""
+    shape = list(jnp.shape(mask))
+    while 2 * n_axes <= len(shape) < len(scores_shape):
+        shape.insert(len(shape) - 2 * n_axes, 1)
+    if not _fits(shape, tuple(scores_shape)):
+        expected = tuple(scores_shape[:1]) + tuple(scores_shape[-2 * n_axes:])
+        raise ShapeError(f"{what} of shape {tuple(jnp.shape(mask))} does not broadcast to "
+                         f"{expected} (batch, query steps, key steps): the attention "
+                         f"scores are {tuple(scores_shape)} (batch dims and heads, query "
+                         f"steps, key steps)", name)
 
 
 # --------------------------------------------------------------------------- equations
@@ -113,7 +152,9 @@ def normalize_axes(name, attention_axes, rank: int) -> tuple:
     if not axes or any(a < 1 or a >= rank - 2 for a in axes) or len(set(axes)) != len(axes):
         raise ShapeError(f"attention_axes {tuple(attention_axes)!r} must name distinct axes "
                          f"between the batch axis and the feature axis of an input of rank "
-                         f"{rank - 1}", name)
+                         f"{rank - 1} (negative axes count as in Keras, from the projected "
+                         f"heads axis: -1 would be the heads, -2 is the last axis before the "
+                         f"features)", name)
     return axes
 
 
@@ -296,13 +337,15 @@ def _output_mask(x, mask):
 def attention_layer(name, *, projections, axes_for, scale, dropout, seed,
                     flash_attention, sliding_window, use_causal_mask,
                     return_attention_scores, kernel_initializer, bias_initializer,
-                    hooks):
+                    hooks, activity_regularizer=None, activity_on_output=False):
     """A Keras attention layer of EinsumDense projections around
     `dot_product_attention` (shared by MultiHeadAttention and GroupedQueryAttention).
 
     `projections(q_shape, v_shape, k_shape)` gives ``{sublayer: (equation, output_shape,
     bias_axes, activation)}``; `axes_for(rank)` the attention axes of projected tensors;
-    `hooks` a (penalty, constrain) pair for one sublayer's params.
+    `hooks` a (penalty, constrain) pair for one sublayer's params. With an
+    `activity_regularizer` the layer is stateful, as Keras regularizes each projection's
+    output (see `_with_projection_activity`).
     """
     del seed   # randomness comes from the rng key, as in Dropout
     implementation = {None: None, True: "cudnn", False: "xla"}[flash_attention]
@@ -318,6 +361,13 @@ def attention_layer(name, *, projections, axes_for, scale, dropout, seed,
         if len(q) < 3 or len(v) < 3 or len(k) < 3:
             raise ShapeError(f"query, value and key need a batch, an attention and a "
                              f"feature axis, received {Shape(q)!r}, {Shape(v)!r}, "
+                             f"{Shape(k)!r}", name)
+        if not len(q) == len(v) == len(k):
+            raise ShapeError(f"query, value and key must have the same rank, received "
+                             f"{Shape(q)!r}, {Shape(v)!r} and {Shape(k)!r}", name)
+        if any(s[-1] is None for s in (q, v, k)):
+            raise ShapeError(f"the feature (last) dims of query, value and key must be "
+                             f"known, received {Shape(q)!r}, {Shape(v)!r} and "
                              f"{Shape(k)!r}", name)
         if tuple(v[1:-1]) != tuple(k[1:-1]):
             raise ShapeError(f"value and key must agree on every axis but the last, "
@@ -350,7 +400,7 @@ def attention_layer(name, *, projections, axes_for, scale, dropout, seed,
 
     def apply(params, x, *, rng=None, train=False, mask=None, attention_mask=None,
               use_causal_mask=use_causal_mask,
-              return_attention_scores=return_attention_scores):
+              return_attention_scores=return_attention_scores, _outputs=None):
         q, v, k, is_self = _split_inputs(name, x)
         check_shapes(q.shape, v.shape, k.shape)
         if flash_attention and return_attention_scores:
@@ -362,22 +412,41 @@ def attention_layer(name, *, projections, axes_for, scale, dropout, seed,
         axes = axes_for(q.ndim + 1)
         causal_only = use_causal_mask and sliding_window is None and all(
             m is None for m in (qm, vm, km, attention_mask))
-        combined = None if causal_only else _combined_mask(
-            qm, vm, km, attention_mask, use_causal_mask, (q.shape[1], v.shape[1]))
+        combined = None
+        if not causal_only:     # clear errors for masks that do not fit the scores
+            qp = q.shape[:-1] + (jnp.shape(params["query"]["kernel"])[-2],)
+            scores = ([qp[i] for i in range(q.ndim) if i not in axes]
+                      + [q.shape[i] for i in axes] + [k.shape[i] for i in axes])
+            check_masks(name, q.shape, v.shape, (qm, vm, km), attention_mask, scores,
+                        len(axes))
+            combined = _combined_mask(qm, vm, km, attention_mask, use_causal_mask,
+                                      (q.shape[1], v.shape[1]))
+            if combined is not None:
+                check_scores_mask(name, "the combined mask", combined, scores, len(axes))
         subs = sublayers(q.shape, v.shape, k.shape)
         proj = {n: subs[n].apply(params[n], t) for n, t in
                 (("query", q), ("key", k), ("value", v))}
-        y, scores = dot_product_attention(
-            proj["query"], proj["key"], proj["value"], combined, scale=scale,
-            attn_axes=axes, is_causal=causal_only, dropout=dropout, rng=rng, train=train,
-            return_scores=return_attention_scores, implementation=implementation,
-            # Keras' own choice of path decides what a query that sees no key (a padded
-            # step) gets: its einsum path (dropout, returned scores, several attention
-            # axes) zeros, its ops.dot_product_attention the mean of all values
-            zero_masked_rows=dropout > 0 or return_attention_scores or q.ndim != 3)
+        try:
+            y, scores = dot_product_attention(
+                proj["query"], proj["key"], proj["value"], combined, scale=scale,
+                attn_axes=axes, is_causal=causal_only, dropout=dropout, rng=rng,
+                train=train, return_scores=return_attention_scores,
+                implementation=implementation,
+                # Keras' own choice of path decides what a query that sees no key (a
+                # padded step) gets: its einsum path (dropout, returned scores, several
+                # attention axes) zeros, its ops.dot_product_attention the mean of all values
+                zero_masked_rows=dropout > 0 or return_attention_scores or q.ndim != 3)
+        except RuntimeError as e:        # "cuDNN is not detected", as Keras raises it
+            if not flash_attention:
+                raise
+            raise RuntimeError(f"{name}: flash_attention=True needs jax's cuDNN attention "
+                               f"(an NVIDIA GPU): {str(e).rstrip('.')}; use None or False") from None
         if "gate" in params:
-            y = y * subs["gate"].apply(params["gate"], q)
+            proj["gate"] = subs["gate"].apply(params["gate"], q)
+            y = y * proj["gate"]
         y = subs["attention_output"].apply(params["attention_output"], y)
+        if _outputs is not None:        # every projection's output, for the regularizer
+            _outputs.extend(list(proj.values()) + [y])
         return (y, scores) if return_attention_scores else y
 
     def _combined_mask(qm, vm, km, am, causal, lengths):
@@ -390,6 +459,39 @@ def attention_layer(name, *, projections, axes_for, scale, dropout, seed,
     def constrain(params):
         return {n: constrain_one(p) for n, p in params.items()}
 
-    return Layer(init, apply, name=name, penalty=penalty, constrain=constrain,
-                 masking=makes_mask(_output_mask, takes=True))
+    layer = Layer(init, apply, name=name, penalty=penalty, constrain=constrain,
+                  masking=makes_mask(_output_mask, takes=True))
+    return _with_projection_activity(layer, activity_regularizer, activity_on_output)
+
+
+def _with_projection_activity(layer, regularizer, on_output=False):
+    """`layer` (from `attention_layer`) with Keras' `activity_regularizer` of
+    MultiHeadAttention: Keras hands it to every EinsumDense projection (query, key, value,
+    gate, attention_output), so the loss is the sum over those outputs of
+    ``regularizer(output) / batch_size``; `on_output` adds the layer's own outputs (the
+    attention output and the returned scores), as Keras' GroupedQueryAttention also
+    regularizes them as a layer. Reported through state as the other activity
+    regularizers are (``{"activity_loss": ()}``, from the last ``train=True`` call; read
+    it with `jl.activity_loss`). `layer` unchanged when `regularizer` is None."""
+    if regularizer is None:
+        return layer
+    reg = _regularizers.get(regularizer)
+
+    def init(key, input_shape):
+        out_shape, params = layer.init(key, input_shape)
+        return out_shape, params, {"activity_loss": jnp.zeros((), jnp.float32)}
+
+    def apply(params, state, x, *, rng=None, train=False, **kwargs):
+        outputs = []
+        y = layer.apply(params, x, rng=rng, train=train, _outputs=outputs, **kwargs)
+        if on_output:
+            outputs.extend(jax.tree_util.tree_leaves(y))
+        loss = state["activity_loss"]
+        if train:
+            dtype = jnp.promote_types(jnp.result_type(loss), jnp.float32)
+            loss = sum((jnp.asarray(reg(o), dtype) / o.shape[0] if o.shape[0] else
+                        jnp.zeros((), dtype)) for o in outputs)
+        return y, {"activity_loss": loss}
+
+    return dataclasses.replace(layer, init=init, apply=apply, stateful=True)
 

@@ -2,9 +2,11 @@
 `attention.attention_layer` from EinsumDense projections (see docs/attention.md)."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
-from ..core import Layer, Shape, ShapeError, describe
+from .. import regularizers
+from ..core import Layer, Shape, ShapeError, as_shape, describe, makes_mask
 from .weights import weight_hooks
 from .args import boolean, fraction, int_or_ints, keras_layer, positive_int
 from .attention import attention_layer, normalize_axes, projection_equation
@@ -27,10 +29,10 @@ def _check_options(kind, arguments) -> dict:
     if out["flash_attention"] and out["dropout"] > 0:
         raise ValueError(f"{kind}: dropout={out['dropout']} cannot be served with "
                          f"flash_attention=True; set dropout=0.0")
-    if arguments["activity_regularizer"] is not None:
-        raise ValueError(f"{kind}: activity_regularizer is not supported (Keras applies it to "
-                         f"every projection); regularize the output with "
-                         f"ActivityRegularization instead")
+    try:
+        regularizers.get(arguments["activity_regularizer"])
+    except ValueError as e:
+        raise ValueError(f"{kind}: activity_regularizer: {e}") from None
     for arg in ("kernel_initializer", "bias_initializer"):   # an unknown name fails here
         try:
             fan_initializer(kind, arguments[arg], [0], [0])
@@ -40,7 +42,8 @@ def _check_options(kind, arguments) -> dict:
 
 
 _SHARED = ("dropout", "seed", "flash_attention", "sliding_window", "use_causal_mask",
-           "return_attention_scores", "kernel_initializer", "bias_initializer")
+           "return_attention_scores", "kernel_initializer", "bias_initializer",
+           "activity_regularizer")
 
 
 def _shared(name, arguments) -> dict:
@@ -85,8 +88,9 @@ def MultiHeadAttention(num_heads: int, key_dim: int, value_dim=None, dropout=0.0
         variance-scaling ones use each kernel's fan-in / fan-out axes, as in Keras.
       kernel_regularizer, bias_regularizer: weight penalties of every projection
         (``layer.penalty``).
-      activity_regularizer: None only (Keras applies it to each projection's output;
-        regularize the attention output with `ActivityRegularization` instead).
+      activity_regularizer: a regularizer of each projection's output (query, key,
+        value, gate, attention_output), as Keras applies it; it makes the layer stateful
+        (the loss of the last ``train=True`` call, read with `jl.activity_loss`).
       kernel_constraint, bias_constraint: projections applied by ``layer.constrain``.
       use_gate: a sigmoid gate from the query multiplies the attention output.
       seed: None or a non-negative int, accepted for Keras; randomness comes from the
@@ -158,7 +162,8 @@ def GroupedQueryAttention(head_dim: int, num_query_heads: int, num_key_value_hea
       kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer,
         kernel_constraint, bias_constraint: as in `MultiHeadAttention`, for every
         projection.
-      activity_regularizer: None only, as in `MultiHeadAttention`.
+      activity_regularizer: as in `MultiHeadAttention` (each projection's output), and
+        as Keras, the layer's outputs too (the attention output and returned scores).
       use_gate, seed, use_causal_mask, return_attention_scores: as in
         `MultiHeadAttention`.
 
@@ -200,7 +205,35 @@ def GroupedQueryAttention(head_dim: int, num_query_heads: int, num_key_value_hea
 
     return attention_layer(
         name, projections=projections, axes_for=lambda rank: (1,),
-        scale=1.0 / math.sqrt(head_dim), **shared)
+        scale=1.0 / math.sqrt(head_dim), activity_on_output=True, **shared)
 
 
 GroupQueryAttention = GroupedQueryAttention
+
+
+def attention_mask_input(layer: Layer) -> Layer:
+    """`layer` (MultiHeadAttention or GroupedQueryAttention) called on ``(inputs,
+    attention_mask)``: the attention mask arrives as a tensor of the graph, as in a Keras
+    model called ``mha(query, value, attention_mask=m)`` with `m` a model input
+    (`jl.from_keras` imports such a call with it). Params and masks as `layer`'s; the
+    attention mask's own time-step mask, if any, is ignored."""
+    def split(x, mask=None):
+        if isinstance(x, Shape) or not isinstance(x, (tuple, list)) or len(x) != 2:
+            raise ShapeError("expected a pair (inputs, attention_mask)", layer.name)
+        inner_mask = mask[0] if isinstance(mask, (tuple, list)) else None
+        return x[0], x[1], inner_mask
+
+    def init(key, input_shape):
+        return layer.init(key, split(as_shape(input_shape))[0])
+
+    def apply(*args, mask=None, **kwargs):
+        *lead, x = args                       # (params, x) or (params, state, x)
+        inner, attention_mask, inner_mask = split(x, mask)
+        return layer.apply(*lead, inner, mask=inner_mask, attention_mask=attention_mask,
+                           **kwargs)
+
+    def out_mask(x, mask):
+        return layer.masking.out(x[0], split(x, mask)[2])
+
+    return dataclasses.replace(layer, init=init, apply=apply,
+                               masking=makes_mask(out_mask, takes=True))

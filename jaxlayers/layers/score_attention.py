@@ -32,6 +32,26 @@ def _masks(name, mask):
     return mask[0], mask[1]
 
 
+def _check_call(name, q, v, k, q_mask, v_mask):
+    """A clear ShapeError naming the layer when the inputs or masks of a call do not fit
+    together (Keras fails inside its matmul or broadcast)."""
+    shapes = f"query {Shape(q.shape)!r}, value {Shape(v.shape)!r}, key {Shape(k.shape)!r}"
+    if not q.ndim == v.ndim == k.ndim or q.ndim < 3:
+        raise ShapeError(f"query, value and key must have the same rank (at least 3: "
+                         f"batch, time, dim), received {shapes}", name)
+    if q.shape[-1] != k.shape[-1]:
+        raise ShapeError(f"query and key must have the same last dim, received {shapes}",
+                         name)
+    if v.shape[:-1] != k.shape[:-1] or q.shape[:-2] != k.shape[:-2]:
+        raise ShapeError(f"value and key must have the same shape but for the last dim, and "
+                         f"the query the same batch dims, received {shapes}", name)
+    for what, m, t in (("query", q_mask, q), ("value", v_mask, v)):
+        if m is not None and tuple(jnp.shape(m)) != t.shape[:-1]:
+            raise ShapeError(f"the {what} mask has shape {tuple(jnp.shape(m))}, expected "
+                             f"{t.shape[:-1]} (the {what}'s shape {t.shape} without its "
+                             f"feature axis)", name)
+
+
 def _check_options(kind, use_scale, dropout, seed, use_causal_mask, return_attention_scores):
     """``(use_scale, dropout, use_causal_mask, return_attention_scores)`` checked (errors name
     `kind` and the argument); `seed` is checked and dropped (keys come from `rng`)."""
@@ -68,6 +88,7 @@ def _score_attention(kind, name, make_params, scores_fn, dropout, use_causal_mas
               return_attention_scores=return_attention_scores):
         q, v, k = _inputs(name, x)
         q_mask, v_mask = _masks(name, mask)
+        _check_call(name, q, v, k, q_mask, v_mask)
         scores = scores_fn(params, q, k)
         keep = None if v_mask is None else jnp.asarray(v_mask, bool)[..., None, :]
         if use_causal_mask:
