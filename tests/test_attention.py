@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 import jaxlayers as jl
-from jaxlayers.layers.attention import attention_mask, dot_product_attention
+from jaxlayers.layers.attention import dot_product_attention
+from jaxlayers.layers.attention_shapes import attention_mask
 
 KEY = jax.random.key(0)
 B, T, S, D = 3, 4, 5, 6

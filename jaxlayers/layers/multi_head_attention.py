@@ -9,7 +9,8 @@ from .. import regularizers
 from ..core import Layer, Shape, ShapeError, as_shape, describe, makes_mask
 from .weights import weight_hooks
 from .args import boolean, fraction, int_or_ints, keras_layer, positive_int
-from .attention import attention_layer, normalize_axes, projection_equation
+from .attention import attention_layer
+from .attention_shapes import normalize_axes, projection_equation
 from .core import seed_arg
 from .einsum_dense import fan_initializer
 

@@ -9,7 +9,7 @@ from ..core import makes_mask
 from ..core import Layer, Shape, ShapeError, as_shape, describe
 from .checks import need_rng
 from .args import boolean, fraction, keras_layer, one_of
-from .attention import causal_mask
+from .attention_shapes import causal_mask
 from .core import seed_arg
 
 

@@ -16,7 +16,7 @@ from .. import activations as _activations
 from .. import initializers as _initializers
 from ..core import Layer, Shape, ShapeError, as_shape, child_rng, describe, makes_mask
 from .args import boolean, fraction, keras_layer, number, positive_int
-from .attention import attention_mask as _combine_masks
+from .attention_shapes import attention_mask as _combine_masks
 from .core import Dense, Dropout
 from .kv_cache import cached_attention
 from .multi_head_attention import MultiHeadAttention
