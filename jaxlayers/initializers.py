@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .lookup import by_name
+from .lookup import by_name, from_config
 
 __all__ = [
     "Constant", "constant", "Zeros", "zeros", "Ones", "ones", "Identity", "identity",
@@ -326,7 +326,8 @@ def get(identifier):
 
     - a name (`"glorot_uniform"`, `"GlorotUniform"`, `"uniform"`, ...): the constructor called with
       Keras' defaults;
-    - a Keras config dict `{"class_name": name, "config": {...}}`: the constructor called with the
+    - a Keras config dict `{"class_name": name, "config": {...}}` or a Keras initializer object
+      (`keras.initializers.HeUniform(seed=1)`): the constructor of the same name called with the
       config's arguments;
     - a constructor of this module (e.g. `GlorotUniform`): called with its defaults;
     - any other callable: returned unchanged (it must take `(key, shape, dtype)`);
@@ -341,13 +342,9 @@ def get(identifier):
         )
     if isinstance(identifier, str):
         return by_name(identifier, ALL, "initializer")()
-    if isinstance(identifier, dict):
-        if "class_name" not in identifier:
-            raise ValueError(
-                f"Initializer config dict needs a 'class_name' key; got {identifier!r}."
-            )
-        config = dict(identifier.get("config") or {})
-        return by_name(identifier["class_name"], ALL, "initializer")(**config)
+    rebuilt = from_config(identifier, ALL, "initializer")
+    if rebuilt is not None:
+        return rebuilt
     if isinstance(identifier, (np.ndarray, np.generic, jax.Array)):
         value = identifier
 

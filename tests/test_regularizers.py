@@ -205,3 +205,41 @@ def test_constrain_updates_with_optax_equals_constrain_after_update():
         jl.constrain_updates(model).update(grads, optax.EmptyState())
     with pytest.raises(ValueError, match="constrain_updates.*Layer"):
         jl.constrain_updates(3)
+
+
+def test_keras_objects_and_config_dicts_are_taken_as_keras_takes_them():
+    """A Keras regularizer, constraint or initializer object, or its config dict, is rebuilt
+    as jaxlayers' own of the same name and arguments (as `keras.*.get` takes them); an
+    unknown name or a config the constructor refuses is a ValueError naming the kind."""
+    from jaxlayers import initializers as I
+    w = np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32)
+    for kobj in (keras.regularizers.L2(0.05), keras.regularizers.L1L2(0.01, 0.02),
+                 keras.regularizers.OrthogonalRegularizer(0.1, "columns")):
+        for given in (kobj, keras.regularizers.serialize(kobj)):
+            ours = R.get(given)
+            assert type(ours).__module__ == R.__name__
+            np.testing.assert_allclose(ours(jnp.asarray(w)), kobj(jnp.asarray(w)), rtol=1e-5)
+    for kobj in (keras.constraints.MaxNorm(0.5, axis=0), keras.constraints.NonNeg(),
+                 keras.constraints.MinMaxNorm(0.2, 0.8, rate=0.5)):
+        for given in (kobj, keras.constraints.serialize(kobj)):
+            np.testing.assert_allclose(C.get(given)(jnp.asarray(w)), kobj(jnp.asarray(w)),
+                                       rtol=1e-5)
+    key = jax.random.key(0)
+    for kobj, ours in ((keras.initializers.HeUniform(), I.HeUniform()),
+                       (keras.initializers.VarianceScaling(2.0, "fan_out", "truncated_normal"),
+                        I.VarianceScaling(2.0, "fan_out", "truncated_normal")),
+                       (keras.initializers.Constant(0.3), I.Constant(0.3))):
+        for given in (kobj, keras.initializers.serialize(kobj)):
+            np.testing.assert_array_equal(I.get(given)(key, (4, 3)), ours(key, (4, 3)))
+    layer = jl.Dense(3, kernel_initializer=keras.initializers.GlorotNormal(),
+                     kernel_regularizer=keras.regularizers.L2(0.1),
+                     kernel_constraint=keras.constraints.MaxNorm(2.0))
+    _, params = layer.init(key, (None, 4))
+    np.testing.assert_allclose(layer.penalty(params),
+                               0.1 * np.sum(np.square(params["kernel"])), rtol=1e-6)
+    with pytest.raises(ValueError, match="Unknown regularizer 'L3'"):
+        R.get({"class_name": "L3", "config": {}})
+    with pytest.raises(ValueError, match="initializer HeUniform cannot take"):
+        I.get({"class_name": "HeUniform", "config": {"bogus": 1}})
+    with pytest.raises(ValueError, match="needs a 'class_name'"):
+        C.get({"max_value": 2})
