@@ -471,3 +471,42 @@ def test_batchnorm_masked_statistics_match_keras():
     np.testing.assert_allclose(mnew[1]["moving_mean"], 0.5 * emb[mask].mean(0), rtol=1e-5)
     y_inf, _ = bn.apply(params, state, x, mask=mask)
     np.testing.assert_allclose(y_inf, bn.apply(params, state, x)[0])
+
+
+@pytest.mark.parametrize("axis, center, scale", [(-1, True, True), ([1, 2], True, False),
+                                                 (1, False, True), (-1, False, False)])
+def test_layer_norm_derivatives_equal_autodiff_of_keras_arithmetic(axis, center, scale):
+    """LayerNormalization's closed-form derivative (a custom_jvp) gives what differentiating
+    Keras' own arithmetic gives, for x and the params, in reverse and forward mode and to
+    second order; its values are Keras' bit for bit."""
+    from jaxlayers.layers.norm_axes import _normalize
+    layer = jl.LayerNormalization(axis=axis, epsilon=1e-3, center=center, scale=scale)
+    _, params = layer.init(jax.random.key(0), (None, 3, 4, 5))
+    params = jax.tree_util.tree_map(lambda p: p + jax.random.normal(jax.random.key(1), p.shape),
+                                    params)
+    x = jax.random.normal(jax.random.key(2), (2, 3, 4, 5)) * 3 + 1
+    axes = tuple(sorted(a % 4 for a in ([axis] if isinstance(axis, int) else axis)))
+
+    def keras_formula(p, x):
+        shape = [1] * 4
+        for a in axes:
+            shape[a] = x.shape[a]
+        g, b = (p[k].reshape(shape) if k in p else None for k in ("gamma", "beta"))
+        return _normalize(x, jnp.mean(x, axes, keepdims=True), jnp.var(x, axes, keepdims=True),
+                          1e-3, g, b)
+
+    np.testing.assert_array_equal(layer.apply(params, x), keras_formula(params, x))
+    w = jax.random.normal(jax.random.key(3), x.shape)
+
+    def loss(f):
+        return lambda p, x: jnp.sum(jnp.tanh(f(p, x)) * w)
+
+    for got, want in zip(jax.tree_util.tree_leaves(jax.grad(loss(layer.apply), (0, 1))(params, x)),
+                         jax.tree_util.tree_leaves(jax.grad(loss(keras_formula), (0, 1))(params, x))):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    tangent = jax.jvp(lambda x: layer.apply(params, x), (x,), (w,))[1]
+    np.testing.assert_allclose(tangent, jax.jvp(lambda x: keras_formula(params, x), (x,), (w,))[1],
+                               rtol=1e-4, atol=1e-4)
+    hvp = jax.jvp(jax.grad(lambda x: loss(layer.apply)(params, x)), (x,), (w,))[1]
+    want = jax.jvp(jax.grad(lambda x: loss(keras_formula)(params, x)), (x,), (w,))[1]
+    np.testing.assert_allclose(hvp, want, rtol=1e-3, atol=1e-3)

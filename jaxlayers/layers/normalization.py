@@ -16,8 +16,8 @@ from .checks import check_rank
 from .args import boolean, keras_layer, number
 from .batchnorm import BatchNormalization
 from .norm_axes import (_apply_axes, _axes_arg, _broadcast_to_axes, _check_apply,
-                        _check_norm_args, _compute_dtype, _gamma_beta, _normalize, _param_shape,
-                        _resolve_axes)
+                        _check_norm_args, _compute_dtype, _gamma_beta, _layer_norm, _normalize,
+                        _param_shape, _resolve_axes)
 
 __all__ = ["BatchNormalization", "LayerNormalization", "RMSNormalization", "GroupNormalization",
            "UnitNormalization"]
@@ -82,9 +82,7 @@ def LayerNormalization(axis=-1, epsilon: float = 1e-3, center: bool = True, scal
             return y.astype(x.dtype)
         beta = params.get("beta")
         beta = None if beta is None else _broadcast_to_axes(beta.astype(cdt), rank, pos)
-        mean = jnp.mean(xc, axis=pos, keepdims=True)
-        var = jnp.var(xc, axis=pos, keepdims=True)
-        return _normalize(xc, mean, var, epsilon, gamma, beta).astype(x.dtype)
+        return _layer_norm(xc, gamma, beta, pos, epsilon).astype(x.dtype)
 
     return Layer(init, apply, name=name, penalty=penalty, constrain=constrain,
                  masking=PASS)
