@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .lookup import by_name, from_config
+from .lookup import by_name, from_config, is_keras_object
 
 __all__ = [
     "Constant", "constant", "Zeros", "zeros", "Ones", "ones", "Identity", "identity",
@@ -321,6 +321,21 @@ def names():
     return tuple(sorted(ALL))
 
 
+def _keras_initializer(obj) -> bool:
+    return any(c.__name__ == "Initializer" and c.__module__.split(".")[0] == "keras"
+               for c in type(obj).__mro__)
+
+
+def _called_as_keras(keras_init):
+    """Keras initializer `keras_init` as `(key, shape, dtype) -> array`: it draws from its
+    own seed, as in Keras."""
+    def init(key, shape, dtype=jnp.float32):
+        del key
+        return jnp.asarray(keras_init(tuple(shape), dtype=jnp.dtype(dtype).name), dtype)
+
+    return init
+
+
 def get(identifier):
     """Returns the initializer `(key, shape, dtype) -> array` for `identifier`.
 
@@ -330,6 +345,8 @@ def get(identifier):
       (`keras.initializers.HeUniform(seed=1)`): the constructor of the same name called with the
       config's arguments;
     - a constructor of this module (e.g. `GlorotUniform`): called with its defaults;
+    - a Keras initializer of no name above (a subclass of `keras.initializers.Initializer`,
+      `keras.initializers.STFT`): called as Keras calls it, `init(shape, dtype)` (the key unused);
     - any other callable: returned unchanged (it must take `(key, shape, dtype)`);
     - an array: an initializer returning it (cast to `dtype`), for that exact shape only.
 
@@ -342,6 +359,9 @@ def get(identifier):
         )
     if isinstance(identifier, str):
         return by_name(identifier, ALL, "initializer")()
+    if _keras_initializer(identifier) and not (is_keras_object(identifier)
+                                               and type(identifier).__name__ in ALL):
+        return _called_as_keras(identifier)
     rebuilt = from_config(identifier, ALL, "initializer")
     if rebuilt is not None:
         return rebuilt

@@ -2,7 +2,9 @@
 regularizers, constraints)."""
 from __future__ import annotations
 
-__all__ = ["by_name", "from_config", "get_by_name"]
+import numpy as np
+
+__all__ = ["by_name", "from_config", "get_by_name", "is_keras_object"]
 
 
 def by_name(identifier: str, table: dict, kind: str):
@@ -14,6 +16,24 @@ def by_name(identifier: str, table: dict, kind: str):
                          f"{', '.join(sorted(table))}.") from None
 
 
+def is_keras_object(obj) -> bool:
+    """Whether `obj` is an instance of a class of Keras' own (not a user's subclass)."""
+    return type(obj).__module__.split(".")[0] == "keras"
+
+
+def _config_value(value):
+    """A value of a Keras config as Keras deserializes it: an array serialized as
+    ``{"class_name": "__numpy__" or "__tensor__", "config": {"value", "dtype"}}`` back to a
+    numpy array, a ``SeedGenerator`` to its int seed; anything else unchanged."""
+    if isinstance(value, dict) and isinstance(value.get("config"), dict):
+        name, config = value.get("class_name"), value["config"]
+        if name in ("__numpy__", "__tensor__") and "value" in config:
+            return np.asarray(config["value"], dtype=config.get("dtype"))
+        if name == "SeedGenerator":
+            return config.get("seed")
+    return value
+
+
 def from_config(identifier, table: dict, kind: str):
     """A Keras config dict (``{"class_name": name, "config": {...}}``) or a Keras object
     (one with ``get_config``, e.g. ``keras.regularizers.L2(0.1)``) rebuilt from `table`'s
@@ -23,16 +43,17 @@ def from_config(identifier, table: dict, kind: str):
             raise ValueError(f"A {kind} config dict needs a 'class_name' key, received "
                              f"{identifier!r}.")
         name, config = identifier["class_name"], identifier.get("config") or {}
-    elif (type(identifier).__module__.split(".")[0] == "keras"
+    elif (is_keras_object(identifier)
           and callable(getattr(identifier, "get_config", None))):
         name, config = type(identifier).__name__, identifier.get_config()
     else:
         return None
     ctor = by_name(name, table, kind)
+    config = {k: _config_value(v) for k, v in dict(config).items()}
     try:
         return ctor(**dict(config))
     except TypeError as e:
-        raise ValueError(f"The {kind} {name} cannot take the config {dict(config)!r}: "
+        raise ValueError(f"The {kind} {name} cannot take the config {config!r}: "
                          f"{e}") from None
 
 

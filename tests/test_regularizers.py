@@ -243,3 +243,29 @@ def test_keras_objects_and_config_dicts_are_taken_as_keras_takes_them():
         I.get({"class_name": "HeUniform", "config": {"bogus": 1}})
     with pytest.raises(ValueError, match="needs a 'class_name'"):
         C.get({"max_value": 2})
+
+
+def test_keras_initializers_with_nested_values_and_custom_keras_subclasses():
+    """Keras' serialized values inside a config (a numpy array of Constant, a SeedGenerator
+    seed) are read as Keras reads them; a Keras initializer jaxlayers has no constructor for
+    (a user's subclass, STFT) is called as Keras calls it, ``init(shape, dtype)``."""
+    from jaxlayers import initializers as I
+    key = jax.random.key(0)
+    const = keras.initializers.Constant(np.array([1.0, 2.0, 3.0]))
+    with jax.numpy_rank_promotion("allow"):        # Keras' Constant broadcasts by promotion
+        want = np.asarray(const((2, 3), "float32"))
+    for given in (const, keras.initializers.serialize(const)):
+        np.testing.assert_array_equal(I.get(given)(key, (2, 3), jnp.float32), want)
+    seeded = keras.initializers.TruncatedNormal(seed=keras.random.SeedGenerator(3))
+    assert I.get(seeded)(key, (4, 3)).shape == (4, 3)
+
+    class Twos(keras.initializers.Initializer):
+        def __call__(self, shape, dtype=None):
+            return keras.ops.full(shape, 2.0, dtype=dtype)
+
+    layer = jl.Dense(3, kernel_initializer=Twos())
+    _, params = layer.init(key, (None, 4))
+    np.testing.assert_array_equal(params["kernel"], np.full((4, 3), 2.0, np.float32))
+    stft = keras.initializers.STFT()
+    np.testing.assert_allclose(I.get(stft)(key, (8, 1, 10), jnp.float32),
+                               np.asarray(stft((8, 1, 10), "float32")), rtol=1e-6)
