@@ -192,6 +192,20 @@ def test_from_keras_attention_mask_input_keywords_and_activity():
     np.testing.assert_allclose(jl.activity_loss(new_state), float(sum(km.losses)), rtol=1e-5)
 
 
+@jax.numpy_rank_promotion("allow")
+def test_from_keras_constant_attention_mask():
+    """A Keras graph calling an attention layer with a constant attention_mask (an array,
+    not a tensor of the graph) imports with the mask fixed in the layer (it failed with a
+    raw TypeError about calling a layer on arrays)."""
+    x = keras.Input((T, D))
+    band = np.tril(np.ones((T, T), bool))[None]
+    h = keras.layers.MultiHeadAttention(2, 3, name="mha")(x, x, attention_mask=band)
+    km = keras.Model(x, keras.layers.GroupQueryAttention(3, 4, 2)(h, h, attention_mask=band))
+    xs = normal((B, T, D))
+    model, params, _ = jl.from_keras(km)
+    _close(model.apply(params, xs), [np.asarray(km(xs))])
+
+
 # --------------------------------------------------------------------------- errors
 
 

@@ -21,6 +21,8 @@ A layer class without a converter raises `KerasImportError` naming it.
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
 import os
 
 import jax
@@ -117,9 +119,12 @@ def _attention(ctor):
     """MultiHeadAttention / GroupedQueryAttention: the params of each sublayer (query,
     key, value, attention_output, gate) read from the weights' paths. `options` are call
     arguments of the saved graph (use_causal_mask, ...), made constructor defaults."""
-    def convert(kl, mask_input=False, **options):
+    def convert(kl, mask_input=False, fixed_mask=None, **options):
         layer = _build(kl, ctor, **keras_arguments(kl, ctor), **options)
         layer = T.attention_mask_input(layer) if mask_input else layer
+        if fixed_mask is not None:      # a constant of the graph, given at every call
+            layer = dataclasses.replace(layer, apply=functools.partial(
+                layer.apply, attention_mask=np.asarray(fixed_mask)))
         params = {}
         for v in kl.weights:
             sub, weight = v.path.split("/")[-2:]
@@ -155,8 +160,10 @@ def _attention_call(op, args, kwargs):
         kwargs.pop("key", None)
         args = [tuple(parts)] if len(parts) > 1 else args
         mask = kwargs.pop("attention_mask", None)
-        if mask is not None:            # a tensor of the graph: (inputs, attention_mask)
+        if isinstance(mask, SymbolicTensor):    # a tensor of the graph: (inputs, mask)
             args, options["mask_input"] = [(args[0], mask)], True
+        elif mask is not None:                  # a constant array
+            options["fixed_mask"] = mask
     return args, options
 
 
