@@ -321,9 +321,11 @@ def names():
     return tuple(sorted(ALL))
 
 
-def _keras_initializer(obj) -> bool:
-    return any(c.__name__ == "Initializer" and c.__module__.split(".")[0] == "keras"
-               for c in type(obj).__mro__)
+def _keras_initializer(cls) -> bool:
+    """Whether class `cls` derives from `keras.initializers.Initializer`."""
+    return isinstance(cls, type) and any(
+        c.__name__ == "Initializer" and c.__module__.split(".")[0] == "keras"
+        for c in cls.__mro__)
 
 
 def _called_as_keras(keras_init):
@@ -345,6 +347,7 @@ def get(identifier):
       (`keras.initializers.HeUniform(seed=1)`): the constructor of the same name called with the
       config's arguments;
     - a constructor of this module (e.g. `GlorotUniform`): called with its defaults;
+    - a Keras initializer class (`keras.initializers.HeUniform`): its instance, as above;
     - a Keras initializer of no name above (a subclass of `keras.initializers.Initializer`,
       `keras.initializers.STFT`): called as Keras calls it, `init(shape, dtype)` (the key unused);
     - any other callable: returned unchanged (it must take `(key, shape, dtype)`);
@@ -359,8 +362,10 @@ def get(identifier):
         )
     if isinstance(identifier, str):
         return by_name(identifier, ALL, "initializer")()
-    if _keras_initializer(identifier) and not (is_keras_object(identifier)
-                                               and type(identifier).__name__ in ALL):
+    if _keras_initializer(identifier):        # a Keras class: Keras' get instantiates it
+        return get(identifier())
+    if _keras_initializer(type(identifier)) and not (
+            is_keras_object(identifier) and type(identifier).__name__ in ALL):
         return _called_as_keras(identifier)
     rebuilt = from_config(identifier, ALL, "initializer")
     if rebuilt is not None:

@@ -66,8 +66,8 @@ def get_by_name(identifier, table: dict, kind: str, signature: str):
         return rebuilt
     if identifier is None or callable(identifier) and not isinstance(identifier, type):
         return identifier
-    if isinstance(identifier, type):
-        return identifier()
+    if isinstance(identifier, type):        # a Keras class's instance is rebuilt
+        return get_by_name(identifier(), table, kind, signature)
     if isinstance(identifier, str):
         return by_name(identifier, table, kind)()
     raise ValueError(f"Could not interpret {kind} {identifier!r}: expected None, a callable "

@@ -247,8 +247,9 @@ def test_keras_objects_and_config_dicts_are_taken_as_keras_takes_them():
 
 def test_keras_initializers_with_nested_values_and_custom_keras_subclasses():
     """Keras' serialized values inside a config (a numpy array of Constant, a SeedGenerator
-    seed) are read as Keras reads them; a Keras initializer jaxlayers has no constructor for
-    (a user's subclass, STFT) is called as Keras calls it, ``init(shape, dtype)``."""
+    seed) are read as Keras reads them; a Keras class is instantiated (as Keras' get does)
+    and rebuilt; a Keras initializer jaxlayers has no constructor for (a user's subclass,
+    STFT) is called as Keras calls it, ``init(shape, dtype)``."""
     from jaxlayers import initializers as I
     key = jax.random.key(0)
     const = keras.initializers.Constant(np.array([1.0, 2.0, 3.0]))
@@ -266,6 +267,11 @@ def test_keras_initializers_with_nested_values_and_custom_keras_subclasses():
     layer = jl.Dense(3, kernel_initializer=Twos())
     _, params = layer.init(key, (None, 4))
     np.testing.assert_array_equal(params["kernel"], np.full((4, 3), 2.0, np.float32))
+    # a Keras class, instantiated with its defaults as Keras' get does, then rebuilt as ours
+    np.testing.assert_array_equal(I.get(keras.initializers.HeUniform)(key, (4, 3)),
+                                  I.HeUniform()(key, (4, 3)))
+    assert type(R.get(keras.regularizers.L2)).__module__ == R.__name__
+    assert type(C.get(keras.constraints.NonNeg)).__module__ == C.__name__
     stft = keras.initializers.STFT()
     np.testing.assert_allclose(I.get(stft)(key, (8, 1, 10), jnp.float32),
                                np.asarray(stft((8, 1, 10), "float32")), rtol=1e-6)
