@@ -529,6 +529,7 @@ def test_cpu_rule_takes_the_einsum_path_for_long_keys_with_the_same_numbers():
     ({}, False, False),                         # Keras' ops.dot_product_attention: the mean
     ({"use_causal_mask": True}, False, False),
     ({"dropout": 0.2}, False, True),            # Keras' einsum path (at inference): zeros
+    ({"dropout": 0.2, "use_causal_mask": True}, False, True),
     ({}, True, True),
 ])
 @jax.numpy_rank_promotion("allow")      # Keras' functional call relies on it
