@@ -38,7 +38,9 @@ def LayerNormalization(axis=-1, epsilon: float = 1e-3, center: bool = True, scal
     `rms_scaling`), shaped like the normalized axes in increasing order (e.g. ``(3, 6)`` for
     ``axis=[-2, -1]`` on ``(batch, 3, 6)``). `rms_scaling=True` reproduces Keras' deprecated
     option exactly: ``x * rsqrt(var + eps) * gamma`` (no centering; note it divides by the
-    standard deviation, not the RMS; use RMSNormalization for RMS norm).
+    standard deviation, not the RMS; use RMSNormalization for RMS norm). The values are Keras'
+    arithmetic bit for bit; the derivative is computed in closed form (a ``custom_jvp``, the
+    same numbers as differentiating Keras' arithmetic, ~1.7x quicker on CPU).
 
     Args:
       axis: the normalized axis, an int or a list of ints.
