@@ -133,15 +133,17 @@ def _layer_norm(x, gamma, beta, axes, epsilon):
 
 @_layer_norm.defjvp
 def _layer_norm_jvp(axes, epsilon, primals, tangents):
-    """``d(xhat * gamma + beta)`` with ``d xhat = r (dx - mean(dx) - xhat mean(dx xhat))``,
+    """``d(xhat * gamma + beta)`` with ``d xhat = u - mean(u) - xhat mean(u xhat)``, ``u = r dx``,
     ``r = rsqrt(var + epsilon)``: the same derivative as differentiating Keras' arithmetic,
-    in fewer reductions (its gradient runs ~1.7x faster on CPU than autodiff's)."""
+    in fewer reductions (its gradient runs ~1.7x faster on CPU than autodiff's; scaling `dx`
+    first, rather than the bracket, let XLA:CPU fuse a transformer's backward pass better:
+    7% off its training step at batch 4, docs/bench.md)."""
     (x, gamma, beta), (dx, dgamma, dbeta) = primals, tangents
     mean, var = jnp.mean(x, axes, keepdims=True), jnp.var(x, axes, keepdims=True)
     r = jax.lax.rsqrt(var + epsilon)
     xhat = (x - mean) * r
-    dy = r * (dx - jnp.mean(dx, axes, keepdims=True)
-              - xhat * jnp.mean(dx * xhat, axes, keepdims=True))
+    u = dx * r
+    dy = u - jnp.mean(u, axes, keepdims=True) - xhat * jnp.mean(u * xhat, axes, keepdims=True)
     if gamma is not None:
         dy = dy * gamma + xhat * dgamma
     if beta is not None:
