@@ -114,8 +114,6 @@ def with_activity_regularizer(layer, regularizer):
     Returns `layer` unchanged when `regularizer` is None.
     """
     from .core import as_layer, with_state
-    import dataclasses
-    import jax
     if regularizer is None:
         return layer
     reg = get(regularizer)
@@ -130,17 +128,25 @@ def with_activity_regularizer(layer, regularizer):
         # a container (Bidirectional, TimeDistributed) asked for return_mask gives (y, mask)
         outputs = y[0] if kwargs.get("return_mask") else y
         loss = state["activity_loss"]
-        if train:   # float32, or float64 when the state is (jax_enable_x64)
-            dtype = jnp.promote_types(jnp.result_type(loss), jnp.float32)
-            loss = jnp.zeros((), dtype)
-            for out in jax.tree_util.tree_leaves(outputs):
-                term = jnp.asarray(reg(out), dtype)
-                if out.ndim > 0:
-                    term = term / out.shape[0] if out.shape[0] else jnp.zeros_like(term)
-                loss = loss + term
+        if train:
+            loss = activity_penalty(reg, outputs, loss)
         return y, {"layer": inner_state, "activity_loss": loss}
 
     return dataclasses.replace(inner, init=init, apply=apply, stateful=True)
+
+
+def activity_penalty(regularizer, outputs, like):
+    """Keras' activity loss of `outputs` (an array or a pytree of them): the sum of
+    ``regularizer(out) / batch_size`` (a scalar output is not divided, an empty batch gives
+    0), in float32, or float64 when `like` (the loss it replaces) is."""
+    dtype = jnp.promote_types(jnp.result_type(like), jnp.float32)
+    loss = jnp.zeros((), dtype)
+    for out in jax.tree_util.tree_leaves(outputs):
+        term = jnp.asarray(regularizer(out), dtype)
+        if out.ndim > 0:
+            term = term / out.shape[0] if out.shape[0] else jnp.zeros_like(term)
+        loss = loss + term
+    return loss
 
 
 def activity_loss(state):

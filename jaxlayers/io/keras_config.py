@@ -35,34 +35,29 @@ def keras_weights(layer) -> dict:
     return {v.path.split("/")[-1]: np.asarray(v.numpy()) for v in layer.weights}
 
 
-def _serialized(obj, table, what, where):
-    """``(jaxlayers constructor, config)`` for a Keras regularizer / constraint object,
-    None for None; a class missing from `table` (a custom one) raises."""
+def _rebuilt(obj, get, what, where):
+    """A Keras regularizer / constraint object as jaxlayers' own (`get` rebuilds it from its
+    config, `lookup.from_config`), None for None; a custom class raises."""
+    from ..lookup import is_keras_object
     if obj is None:
         return None
-    name = type(obj).__name__
-    if name not in table:
-        raise KerasImportError(f"{where}: {what} {name} has no jaxlayers equivalent")
-    return table[name], obj.get_config()
+    if not is_keras_object(obj):
+        raise KerasImportError(f"{where}: {what} {type(obj).__name__} has no jaxlayers "
+                               f"equivalent")
+    try:
+        return get(obj)
+    except ValueError as e:
+        raise KerasImportError(f"{where}: {what} {type(obj).__name__}: {e}") from None
 
 
 def _regularizer(obj, where):
     from .. import regularizers
-    table = {"L1": regularizers.L1, "L2": regularizers.L2, "L1L2": regularizers.L1L2,
-             "OrthogonalRegularizer": regularizers.OrthogonalRegularizer}
-    s = _serialized(obj, table, "regularizer", where)
-    if s is None:
-        return None
-    ctor, cfg = s
-    return ctor(**{k: v for k, v in cfg.items() if k in ("l1", "l2", "factor", "mode")})
+    return _rebuilt(obj, regularizers.get, "regularizer", where)
 
 
 def _constraint(obj, where):
     from .. import constraints
-    table = {"MaxNorm": constraints.MaxNorm, "MinMaxNorm": constraints.MinMaxNorm,
-             "UnitNorm": constraints.UnitNorm, "NonNeg": constraints.NonNeg}
-    s = _serialized(obj, table, "constraint", where)
-    return None if s is None else s[0](**s[1])
+    return _rebuilt(obj, constraints.get, "constraint", where)
 
 
 # --------------------------------------------------------------------------- arguments

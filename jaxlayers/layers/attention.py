@@ -351,9 +351,7 @@ def _with_projection_activity(layer, regularizer, on_output=False):
             outputs.extend(jax.tree_util.tree_leaves(y))
         loss = state["activity_loss"]
         if train:
-            dtype = jnp.promote_types(jnp.result_type(loss), jnp.float32)
-            loss = sum((jnp.asarray(reg(o), dtype) / o.shape[0] if o.shape[0] else
-                        jnp.zeros((), dtype)) for o in outputs)
+            loss = _regularizers.activity_penalty(reg, outputs, loss)
         return y, {"activity_loss": loss}
 
     return dataclasses.replace(layer, init=init, apply=apply, stateful=True)
